@@ -1,0 +1,558 @@
+"""MIRNet (ECCV 2020) and MIRNet-v2 (TPAMI 2022) for image restoration.
+
+The file follows the papers from the smallest block up: selective kernel feature fusion (SKFF), the
+dual attention unit (DAU), the resampling blocks, then the multi-scale residual block (MRB), the
+recursive residual group (RRG) and the model; the v2 blocks (residual context block, plain
+resampling) come after their v1 counterparts. Module names are ours; `convert_mirnet_checkpoint`
+maps the authors' key names onto them.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutput, ImageSuperResolutionOutput
+
+from .configuration_mirnet import MIRNetConfig
+
+
+def _conv(in_channels: int, out_channels: int, kernel_size: int, groups: int = 1) -> nn.Conv2d:
+    # The released networks use no bias anywhere.
+    return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False, groups=groups)
+
+
+def charbonnier_loss(prediction: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """The paper's loss, `mean(sqrt((prediction - target)^2 + eps^2))`.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from mirnet_hf.modeling_mirnet import charbonnier_loss
+    >>> round(charbonnier_loss(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4)).item(), 6)
+    0.001
+    ```
+    """
+    diff = prediction - target
+    return torch.sqrt(diff * diff + eps * eps).mean()
+
+
+def pad_to_multiple(pixel_values: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pads the bottom and right edges (reflect) so height and width are multiples of `multiple`.
+
+    Reflection needs the pad to be smaller than the side; tinier images are padded by repeating the edge.
+    Nothing is done when the size is already aligned.
+    """
+    height, width = pixel_values.shape[-2:]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if pad_h == 0 and pad_w == 0:
+        return pixel_values
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return F.pad(pixel_values, (0, pad_w, 0, pad_h), mode=mode)
+
+
+# ----------------------------------------------------------------------------------------------
+# Small blocks
+# ----------------------------------------------------------------------------------------------
+
+
+class MIRNetSelectiveKernelFusion(nn.Module):
+    """SKFF: fuses same-sized inputs with per-channel softmax weights computed from their sum."""
+
+    def __init__(self, channels: int, num_inputs: int, reduction: int, activation: nn.Module):
+        super().__init__()
+        hidden = max(int(channels / reduction), 4)
+        self.squeeze = _conv(channels, hidden, 1)
+        self.act = activation
+        self.select = nn.ModuleList(_conv(hidden, channels, 1) for _ in range(num_inputs))
+
+    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        stacked = torch.stack(inputs, dim=1)
+        summary = stacked.sum(dim=1).mean(dim=(2, 3), keepdim=True)
+        squeezed = self.act(self.squeeze(summary))
+        weights = torch.stack([select(squeezed) for select in self.select], dim=1).softmax(dim=1)
+        return (stacked * weights).sum(dim=1)
+
+
+class MIRNetSpatialAttention(nn.Module):
+    """Gates each pixel by a 5x5 convolution of the channel-wise max and mean (max first)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = _conv(2, 1, 5)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        pooled = torch.cat(
+            [hidden_states.amax(dim=1, keepdim=True), hidden_states.mean(dim=1, keepdim=True)], dim=1
+        )
+        return hidden_states * torch.sigmoid(self.conv(pooled))
+
+
+class MIRNetChannelAttention(nn.Module):
+    """Squeeze-and-excitation gate over channels."""
+
+    def __init__(self, channels: int, reduction: int):
+        super().__init__()
+        self.squeeze = _conv(channels, channels // reduction, 1)
+        self.excite = _conv(channels // reduction, channels, 1)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        summary = hidden_states.mean(dim=(2, 3), keepdim=True)
+        return hidden_states * torch.sigmoid(self.excite(F.relu(self.squeeze(summary))))
+
+
+class MIRNetDualAttentionUnit(nn.Module):
+    """DAU: two 3x3 convolutions, then spatial and channel attention side by side, fused, plus input."""
+
+    def __init__(self, channels: int, reduction: int):
+        super().__init__()
+        self.conv_1 = _conv(channels, channels, 3)
+        self.conv_2 = _conv(channels, channels, 3)
+        self.spatial_attention = MIRNetSpatialAttention()
+        self.channel_attention = MIRNetChannelAttention(channels, reduction)
+        self.fuse = _conv(2 * channels, channels, 1)
+
+    def forward(self, hidden_states: torch.Tensor, activation: nn.Module) -> torch.Tensor:
+        # `activation` is the one PReLU that every DAU of the released network shares; the model holds it.
+        residual = self.conv_2(activation(self.conv_1(hidden_states)))
+        attended = torch.cat([self.spatial_attention(residual), self.channel_attention(residual)], dim=1)
+        return hidden_states + self.fuse(attended)
+
+
+def _blur_kernel(channels: int) -> torch.Tensor:
+    taps = torch.tensor([1.0, 2.0, 1.0])
+    kernel = taps[:, None] * taps[None, :]
+    return (kernel / kernel.sum()).expand(channels, 1, 3, 3).clone()
+
+
+class MIRNetBlurDownsample(nn.Module):
+    """Anti-aliased stride-2 downsampling (Zhang, ICML 2019): reflect pad, fixed [1 2 1]^2/16 blur."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.channels = channels
+        # Fixed, so not saved; `_init_weights` fills it again after `from_pretrained`.
+        self.register_buffer("kernel", _blur_kernel(channels), persistent=False)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        padded = F.pad(hidden_states, (1, 1, 1, 1), mode="reflect")
+        return F.conv2d(padded, self.kernel.to(padded.dtype), stride=2, groups=self.channels)
+
+
+class MIRNetResidualDownsample(nn.Module):
+    """Halves the resolution and changes the channels, with a learned branch and a blurred shortcut."""
+
+    def __init__(self, channels: int, out_channels: int):
+        super().__init__()
+        self.conv_1x1 = _conv(channels, channels, 1)
+        self.act_1 = nn.PReLU()
+        self.conv_3x3 = _conv(channels, channels, 3)
+        self.act_2 = nn.PReLU()
+        self.blur = MIRNetBlurDownsample(channels)
+        self.proj = _conv(channels, out_channels, 1)
+        self.shortcut_proj = _conv(channels, out_channels, 1)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        main = self.act_2(self.conv_3x3(self.act_1(self.conv_1x1(hidden_states))))
+        return self.proj(self.blur(main)) + self.shortcut_proj(self.blur(hidden_states))
+
+
+class MIRNetResidualUpsample(nn.Module):
+    """Doubles the resolution and changes the channels: transposed convolution plus bilinear shortcut."""
+
+    def __init__(self, channels: int, out_channels: int):
+        super().__init__()
+        self.conv_1x1 = _conv(channels, channels, 1)
+        self.act_1 = nn.PReLU()
+        self.deconv = nn.ConvTranspose2d(channels, channels, 3, stride=2, padding=1, output_padding=1, bias=False)
+        self.act_2 = nn.PReLU()
+        self.proj = _conv(channels, out_channels, 1)
+        self.shortcut_proj = _conv(channels, out_channels, 1)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        main = self.act_2(self.deconv(self.act_1(self.conv_1x1(hidden_states))))
+        shortcut = F.interpolate(hidden_states, scale_factor=2, mode="bilinear", align_corners=False)
+        return self.proj(main) + self.shortcut_proj(shortcut)
+
+
+class MIRNetResampler(nn.Module):
+    """A chain of residual resampling steps from one stream to another, multiplying or dividing
+    the channels by the channel factor at each step."""
+
+    def __init__(self, channels: int, num_steps: int, channel_factor: float, upsample: bool):
+        super().__init__()
+        steps = []
+        for _ in range(num_steps):
+            out_channels = int(channels // channel_factor) if upsample else int(channels * channel_factor)
+            step = MIRNetResidualUpsample if upsample else MIRNetResidualDownsample
+            steps.append(step(channels, out_channels))
+            channels = out_channels
+        self.steps = nn.ModuleList(steps)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        for step in self.steps:
+            hidden_states = step(hidden_states)
+        return hidden_states
+
+
+# ----------------------------------------------------------------------------------------------
+# MIRNet-v2 small blocks
+# ----------------------------------------------------------------------------------------------
+
+
+class MIRNetV2ContextBlock(nn.Module):
+    """Global context (GCNet): a softmax-weighted sum over pixels, transformed and added to every pixel."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.attention = _conv(channels, 1, 1)
+        self.transform_in = _conv(channels, channels, 1)
+        self.transform_out = _conv(channels, channels, 1)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = hidden_states.shape
+        weights = self.attention(hidden_states).reshape(batch, 1, height * width).softmax(dim=-1)
+        context = torch.bmm(hidden_states.reshape(batch, channels, height * width), weights.transpose(1, 2))
+        context = context.reshape(batch, channels, 1, 1)
+        return hidden_states + self.transform_out(F.leaky_relu(self.transform_in(context), 0.2))
+
+
+class MIRNetV2ResidualContextBlock(nn.Module):
+    """RCB, v2's replacement for the DAU: grouped 3x3 convolutions and a global context block."""
+
+    def __init__(self, channels: int, groups: int):
+        super().__init__()
+        self.conv_1 = _conv(channels, channels, 3, groups=groups)
+        self.conv_2 = _conv(channels, channels, 3, groups=groups)
+        self.context = MIRNetV2ContextBlock(channels)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        residual = self.conv_2(F.leaky_relu(self.conv_1(hidden_states), 0.2))
+        return hidden_states + F.leaky_relu(self.context(residual), 0.2)
+
+
+class MIRNetV2Downsample(nn.Module):
+    """2x2 average pooling, then a 1x1 convolution to the next stream's channels."""
+
+    def __init__(self, channels: int, out_channels: int):
+        super().__init__()
+        self.proj = _conv(channels, out_channels, 1)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        pooled = F.avg_pool2d(hidden_states, 2, ceil_mode=True, count_include_pad=False)
+        return self.proj(pooled)
+
+
+class MIRNetV2Upsample(nn.Module):
+    """A 1x1 convolution to the previous stream's channels, then bilinear x2."""
+
+    def __init__(self, channels: int, out_channels: int):
+        super().__init__()
+        self.proj = _conv(channels, out_channels, 1)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(self.proj(hidden_states), scale_factor=2, mode="bilinear", align_corners=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# Multi-scale residual blocks
+# ----------------------------------------------------------------------------------------------
+
+
+class MIRNetMultiScaleResidualBlock(nn.Module):
+    """MRB (v1): parallel streams at full, 1/2, 1/4... resolution exchanging information by SKFF.
+
+    Each stream has one DAU applied in every column (the released weights hold one set per stream).
+    """
+
+    def __init__(self, config: MIRNetConfig):
+        super().__init__()
+        channels = config.stream_channels
+        factor = config.channel_factor
+        num_streams = len(channels)
+        self.num_columns = config.num_columns
+        self.attention_units = nn.ModuleList(MIRNetDualAttentionUnit(c, config.reduction) for c in channels)
+        self.fusions = nn.ModuleList(
+            MIRNetSelectiveKernelFusion(c, num_streams, config.reduction, nn.PReLU()) for c in channels
+        )
+        self.downsamplers = nn.ModuleDict(
+            {
+                f"{src}_to_{dst}": MIRNetResampler(channels[src], dst - src, factor, upsample=False)
+                for dst in range(num_streams)
+                for src in range(dst)
+            }
+        )
+        self.upsamplers = nn.ModuleDict(
+            {
+                f"{src}_to_{dst}": MIRNetResampler(channels[src], src - dst, factor, upsample=True)
+                for dst in range(num_streams)
+                for src in range(dst + 1, num_streams)
+            }
+        )
+        # Separate weights from `upsamplers["k_to_0"]`: the released network brings the streams
+        # back to full resolution with their own modules after the last column.
+        self.output_upsamplers = nn.ModuleDict(
+            {str(src): MIRNetResampler(channels[src], src, factor, upsample=True) for src in range(1, num_streams)}
+        )
+        self.conv_out = _conv(channels[0], channels[0], 3)
+
+    def _resize(self, hidden_states: torch.Tensor, src: int, dst: int) -> torch.Tensor:
+        if src == dst:
+            return hidden_states
+        resamplers = self.downsamplers if src < dst else self.upsamplers
+        return resamplers[f"{src}_to_{dst}"](hidden_states)
+
+    def forward(self, hidden_states: torch.Tensor, dau_activation: nn.Module) -> torch.Tensor:
+        streams = []
+        current = hidden_states
+        for index, unit in enumerate(self.attention_units):
+            if index > 0:
+                current = self.downsamplers[f"{index - 1}_to_{index}"](current)
+            current = unit(current, dau_activation)
+            streams.append(current)
+        for _ in range(1, self.num_columns):
+            # Every stream's fused input is computed before any stream is updated.
+            fused = [
+                fusion([self._resize(stream, src, dst) for src, stream in enumerate(streams)])
+                for dst, fusion in enumerate(self.fusions)
+            ]
+            streams = [unit(inputs, dau_activation) for unit, inputs in zip(self.attention_units, fused)]
+        at_full_resolution = [streams[0]] + [
+            self.output_upsamplers[str(src)](stream) for src, stream in enumerate(streams) if src > 0
+        ]
+        return hidden_states + self.conv_out(self.fusions[0](at_full_resolution))
+
+
+class MIRNetV2MultiScaleResidualBlock(nn.Module):
+    """MRB (v2): each stream is pooled down from the block input; after each column of residual
+    context blocks the streams are fused bottom-up with two-input SKFFs."""
+
+    def __init__(self, config: MIRNetConfig, groups: int):
+        super().__init__()
+        channels = config.stream_channels
+        num_streams = len(channels)
+        self.context_blocks = nn.ModuleList(MIRNetV2ResidualContextBlock(c, groups) for c in channels)
+        # Stream j is reached from the block input through its own chain of j poolings.
+        self.downsamplers = nn.ModuleList(
+            nn.Sequential(*(MIRNetV2Downsample(channels[step], channels[step + 1]) for step in range(stream)))
+            for stream in range(1, num_streams)
+        )
+        # One set of upsamplers per column; `upsamplers[column][j]` brings stream j+1 to stream j.
+        self.upsamplers = nn.ModuleList(
+            nn.ModuleList(MIRNetV2Upsample(channels[j + 1], channels[j]) for j in range(num_streams - 1))
+            for _ in range(config.num_columns)
+        )
+        activation = nn.LeakyReLU(0.2)
+        self.fusions = nn.ModuleList(
+            MIRNetSelectiveKernelFusion(c, 2, config.reduction, activation) for c in channels[:-1]
+        )
+        self.conv_out = _conv(channels[0], channels[0], 1)
+
+    def forward(self, hidden_states: torch.Tensor, dau_activation: nn.Module | None = None) -> torch.Tensor:
+        # `dau_activation` is v1's shared PReLU; v2 has none, the argument keeps one RRG for both.
+        streams = [hidden_states] + [chain(hidden_states) for chain in self.downsamplers]
+        for column_upsamplers in self.upsamplers:
+            streams = [block(stream) for block, stream in zip(self.context_blocks, streams)]
+            for j in reversed(range(len(streams) - 1)):
+                streams[j] = self.fusions[j]([streams[j], column_upsamplers[j](streams[j + 1])])
+        return hidden_states + self.conv_out(streams[0])
+
+
+class MIRNetRecursiveResidualGroup(GradientCheckpointingLayer):
+    """RRG: multi-scale residual blocks, a 3x3 convolution, and a skip over the whole group."""
+
+    def __init__(self, config: MIRNetConfig, groups: int = 1):
+        super().__init__()
+        if config.version == "v1":
+            blocks = [MIRNetMultiScaleResidualBlock(config) for _ in range(config.num_mrb)]
+        else:
+            blocks = [MIRNetV2MultiScaleResidualBlock(config, groups) for _ in range(config.num_mrb)]
+        self.blocks = nn.ModuleList(blocks)
+        self.conv = _conv(config.num_features, config.num_features, 3)
+
+    def forward(self, hidden_states: torch.Tensor, dau_activation: nn.Module | None = None) -> torch.Tensor:
+        residual = hidden_states
+        for block in self.blocks:
+            residual = block(residual, dau_activation)
+        return hidden_states + self.conv(residual)
+
+
+# ----------------------------------------------------------------------------------------------
+# Models
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_pixel_values(pixel_values: torch.Tensor, num_channels: int) -> None:
+    if not isinstance(pixel_values, torch.Tensor):
+        raise TypeError(f"pixel_values must be a torch.Tensor of shape (batch, {num_channels}, height, width), "
+                        f"got {type(pixel_values).__name__}.")
+    if pixel_values.ndim != 4 or pixel_values.shape[1] != num_channels:
+        raise ValueError(f"pixel_values must have shape (batch, {num_channels}, height, width), "
+                         f"got {tuple(pixel_values.shape)}.")
+    if not pixel_values.is_floating_point():
+        raise TypeError(f"pixel_values must be a floating-point tensor in [0, 1], got dtype {pixel_values.dtype}; "
+                        "the image processor converts images for you.")
+    if pixel_values.numel() == 0:
+        raise ValueError(f"pixel_values is empty (shape {tuple(pixel_values.shape)}).")
+    # A data-dependent check; skipped while torch.compile traces.
+    if not torch.compiler.is_compiling() and not torch.isfinite(pixel_values).all():
+        raise ValueError("pixel_values contains NaN or infinite values.")
+
+
+class MIRNetPreTrainedModel(PreTrainedModel):
+    config: MIRNetConfig
+    config_class = MIRNetConfig
+    base_model_prefix = "mirnet"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    supports_gradient_checkpointing = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            # PyTorch's default initialisation, which the authors trained from.
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.PReLU):
+            init.constant_(module.weight, 0.25)
+        elif isinstance(module, MIRNetBlurDownsample):
+            init.copy_(module.kernel, _blur_kernel(module.channels))
+
+    def save_pretrained(self, save_directory: str | Path, *args, **kwargs) -> None:
+        """Saves weights (safetensors), config and code; the pipeline code goes beside the model code so
+        `pipeline("image-restoration", model=folder, trust_remote_code=True)` works without our package."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        pipeline_file = Path(__file__).with_name("pipeline_mirnet.py")
+        if self._auto_class is not None and pipeline_file.exists():
+            shutil.copy(pipeline_file, Path(save_directory) / pipeline_file.name)
+
+
+class MIRNetModel(MIRNetPreTrainedModel):
+    """The MIRNet feature extractor: shallow 3x3 convolution and the recursive residual groups.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from mirnet_hf import MIRNetConfig, MIRNetModel
+    >>> model = MIRNetModel(MIRNetConfig(num_features=8, num_rrg=1, num_mrb=1)).eval()
+    >>> model(torch.rand(1, 3, 32, 32)).last_hidden_state.shape
+    torch.Size([1, 8, 32, 32])
+    ```
+    """
+
+    def __init__(self, config: MIRNetConfig):
+        super().__init__(config)
+        self.conv_in = _conv(config.num_channels, config.num_features, 3)
+        # v1 shares one PReLU among all its DAUs; it is held here once and passed to each DAU.
+        self.dau_activation = nn.PReLU() if config.version == "v1" else None
+        groups = config.rrg_groups or [1] * config.num_rrg
+        self.residual_groups = nn.ModuleList(MIRNetRecursiveResidualGroup(config, g) for g in groups)
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutput | tuple:
+        _check_pixel_values(pixel_values, self.config.num_channels)
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        height, width = pixel_values.shape[-2:]
+        padded = pad_to_multiple(pixel_values, self.config.size_multiple)
+
+        shallow = self.conv_in(padded)
+        hidden_states = shallow
+        all_hidden_states = (shallow,) if output_hidden_states else None
+        for group in self.residual_groups:
+            hidden_states = group(hidden_states, self.dau_activation)
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+        if self.config.global_skip == "features":
+            hidden_states = hidden_states + shallow
+        hidden_states = hidden_states[..., :height, :width]
+        if all_hidden_states is not None:
+            all_hidden_states = tuple(state[..., :height, :width] for state in all_hidden_states)
+        if not return_dict:
+            return tuple(v for v in (hidden_states, all_hidden_states) if v is not None)
+        return BaseModelOutput(last_hidden_state=hidden_states, hidden_states=all_hidden_states)
+
+
+class MIRNetForImageRestoration(MIRNetPreTrainedModel):
+    """MIRNet with its output convolution: returns the restored image in `.reconstruction`, and the
+    Charbonnier loss (eps 1e-3) when `labels` are given.
+
+    Any height and width work: the input is reflect-padded to a multiple of `config.size_multiple`
+    and the output cropped back.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from mirnet_hf import MIRNetConfig, MIRNetForImageRestoration
+    >>> model = MIRNetForImageRestoration(MIRNetConfig(num_features=8, num_rrg=1, num_mrb=1)).eval()
+    >>> image = torch.rand(1, 3, 30, 30)
+    >>> out = model(pixel_values=image, labels=image)
+    >>> out.reconstruction.shape, out.loss.ndim
+    (torch.Size([1, 3, 30, 30]), 0)
+    ```
+    """
+
+    def __init__(self, config: MIRNetConfig):
+        super().__init__(config)
+        self.mirnet = MIRNetModel(config)
+        self.conv_out = _conv(config.num_features, config.num_channels_out, 3)
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> ImageSuperResolutionOutput | tuple:
+        _check_pixel_values(pixel_values, self.config.num_channels)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        height, width = pixel_values.shape[-2:]
+        # Pad once here, so the output convolution also sees the padded borders, as in the authors' protocol.
+        padded = pad_to_multiple(pixel_values, self.config.size_multiple)
+        outputs = self.mirnet(padded, output_hidden_states=output_hidden_states, return_dict=True)
+        reconstruction = self.conv_out(outputs.last_hidden_state)
+        if self.config.global_skip == "image":
+            reconstruction = reconstruction + padded
+        reconstruction = reconstruction[..., :height, :width]
+
+        loss = None
+        if labels is not None:
+            if labels.shape != reconstruction.shape:
+                raise ValueError(
+                    f"labels must have the reconstruction's shape {tuple(reconstruction.shape)}, got {tuple(labels.shape)}."
+                )
+            loss = charbonnier_loss(reconstruction, labels.to(reconstruction.dtype))
+        hidden_states = outputs.hidden_states
+        if hidden_states is not None:
+            hidden_states = tuple(state[..., :height, :width] for state in hidden_states)
+        if not return_dict:
+            return tuple(v for v in (loss, reconstruction, hidden_states) if v is not None)
+        return ImageSuperResolutionOutput(loss=loss, reconstruction=reconstruction, hidden_states=hidden_states)
+
+
+__all__ = [
+    "MIRNetPreTrainedModel",
+    "MIRNetModel",
+    "MIRNetForImageRestoration",
+    "charbonnier_loss",
+]
