@@ -119,8 +119,17 @@ class MIRNetConfig(PreTrainedConfig):
         self._restoration_pipelines = dict(custom_pipelines or RESTORATION_PIPELINE_SPEC)
 
     def _validate(self) -> None:
-        for name in ("num_channels", "num_channels_out", "num_features", "num_rrg", "num_mrb", "num_streams",
-                     "num_columns", "reduction", "upscale"):
+        for name in (
+            "num_channels",
+            "num_channels_out",
+            "num_features",
+            "num_rrg",
+            "num_mrb",
+            "num_streams",
+            "num_columns",
+            "reduction",
+            "upscale",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r} is not valid; it must be a positive integer.")
@@ -136,7 +145,9 @@ class MIRNetConfig(PreTrainedConfig):
         if self.task not in TASKS:
             raise ValueError(f"task={self.task!r} is not valid; choose one of {TASKS}.")
         if self.task == "super-resolution" and self.upscale < 2:
-            raise ValueError(f"task='super-resolution' needs upscale >= 2 (2, 3 or 4 in the paper), got {self.upscale}.")
+            raise ValueError(
+                f"task='super-resolution' needs upscale >= 2 (2, 3 or 4 in the paper), got {self.upscale}."
+            )
         if self.task != "super-resolution" and self.upscale != 1:
             raise ValueError(f"upscale={self.upscale} is only valid with task='super-resolution', not {self.task!r}.")
         channels = self.stream_channels
@@ -145,7 +156,8 @@ class MIRNetConfig(PreTrainedConfig):
             # must land on whole channel counts for the weights to line up.
             if upper < 1 or int(upper * self.channel_factor) != lower or int(lower // self.channel_factor) != upper:
                 raise ValueError(
-                    f"num_features={self.num_features} with channel_factor={self.channel_factor} gives stream channels "
+                    f"num_features={self.num_features} with channel_factor={self.channel_factor} gives stream "
+                    f"channels "
                     f"{channels}, which do not convert into each other by that factor; pick num_features so that "
                     "every stream has a whole number of channels (e.g. a multiple of 4 for v1, of 16 for v2)."
                 )
@@ -166,7 +178,12 @@ class MIRNetConfig(PreTrainedConfig):
                     f"({self.num_rrg} entries)."
                 )
             for groups in self.rrg_groups:
-                if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or any(c % groups for c in channels):
+                if (
+                    isinstance(groups, bool)
+                    or not isinstance(groups, int)
+                    or groups < 1
+                    or any(c % groups for c in channels)
+                ):
                     raise ValueError(
                         f"rrg_groups entry {groups!r} is not valid; it must be a positive integer dividing every "
                         f"stream's channels {channels}."

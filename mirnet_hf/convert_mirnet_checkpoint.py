@@ -118,9 +118,7 @@ def infer_config(state: Mapping[str, torch.Tensor], **metadata) -> MIRNetConfig:
         channels = [state[f"body.0.body.0.{n}.body.0.weight"].shape[0] for n in names[:num_streams]]
         fused = [state[f"body.0.body.0.{n}.conv_du.0.weight"].shape[0] for n in ("skff_top", "skff_mid")]
         reduction = _infer_reduction(channels[:2], fused, lambda c, r: max(int(c / r), 4))
-        rrg_groups = [
-            num_features // state[f"body.{r}.body.0.dau_top.body.0.weight"].shape[1] for r in range(num_rrg)
-        ]
+        rrg_groups = [num_features // state[f"body.{r}.body.0.dau_top.body.0.weight"].shape[1] for r in range(num_rrg)]
     else:
         raise CheckpointMismatchError(
             "found neither v1 DAU keys ('body.0.body.0.blocks.*') nor v2 keys ('body.0.body.0.dau_top.*')."
@@ -156,10 +154,22 @@ _V1_DAU = {
     "CA.conv_du.2": "channel_attention.excite",
     "conv1x1": "fuse",
 }
-_V1_DOWN = {"top.0": "conv_1x1", "top.1": "act_1", "top.2": "conv_3x3", "top.3": "act_2", "top.5": "proj",
-            "bot.1": "shortcut_proj"}
-_V1_UP = {"top.0": "conv_1x1", "top.1": "act_1", "top.2": "deconv", "top.3": "act_2", "top.4": "proj",
-          "bot.1": "shortcut_proj"}
+_V1_DOWN = {
+    "top.0": "conv_1x1",
+    "top.1": "act_1",
+    "top.2": "conv_3x3",
+    "top.3": "act_2",
+    "top.5": "proj",
+    "bot.1": "shortcut_proj",
+}
+_V1_UP = {
+    "top.0": "conv_1x1",
+    "top.1": "act_1",
+    "top.2": "deconv",
+    "top.3": "act_2",
+    "top.4": "proj",
+    "bot.1": "shortcut_proj",
+}
 _V2_RCB = {
     "body.0": "conv_1",
     "body.2": "conv_2",

@@ -139,6 +139,10 @@ def to_rgb_array(image: Any) -> tuple[np.ndarray, ImageInfo]:
                 rgb, info = _pil_to_array(opened)
         except UnidentifiedImageError as error:
             raise ValueError(f"{str(path)!r} is not an image file PIL can read.") from error
+        except OSError as error:
+            raise ValueError(
+                f"{str(path)!r} could not be decoded ({error}); the file may be truncated or corrupt."
+            ) from error
         return rgb, info
     if isinstance(image, Image.Image):
         if image.width == 0 or image.height == 0:
@@ -146,15 +150,27 @@ def to_rgb_array(image: Any) -> tuple[np.ndarray, ImageInfo]:
         return _pil_to_array(image)
     if isinstance(image, np.ndarray):
         _check_shape(image.shape, "the image array", "HWC")
-        info = ImageInfo(kind="numpy", height=image.shape[0], width=image.shape[1], dtype=image.dtype,
-                         layout="HW" if image.ndim == 2 else "HWC")
+        info = ImageInfo(
+            kind="numpy",
+            height=image.shape[0],
+            width=image.shape[1],
+            dtype=image.dtype,
+            layout="HW" if image.ndim == 2 else "HWC",
+        )
         return _array_to_rgb(image, info), info
     if isinstance(image, torch.Tensor):
         _check_shape(tuple(image.shape), "the image tensor", "CHW")
-        info = ImageInfo(kind="torch", height=image.shape[-2], width=image.shape[-1], dtype=image.dtype,
-                         layout="HW" if image.ndim == 2 else "CHW")
+        info = ImageInfo(
+            kind="torch",
+            height=image.shape[-2],
+            width=image.shape[-1],
+            dtype=image.dtype,
+            layout="HW" if image.ndim == 2 else "CHW",
+        )
         if image.dtype not in (torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float64):
-            raise TypeError(f"unsupported tensor dtype {image.dtype}; use uint8 or a float dtype with values in [0, 1].")
+            raise TypeError(
+                f"unsupported tensor dtype {image.dtype}; use uint8 or a float dtype with values in [0, 1]."
+            )
         array = image.detach().cpu()
         array = (array.float() if array.dtype == torch.bfloat16 else array).numpy()
         if array.ndim == 3:
@@ -375,7 +391,7 @@ def _to_pil(rgb: np.ndarray, info: ImageInfo, alpha: np.ndarray | None) -> Image
         image = Image.fromarray(_quantize(_luma(rgb), np.uint16))
         return image if mode != "I" else image.convert("I")
     if mode == "F":
-        return Image.fromarray(_luma(rgb).astype(np.float32), mode="F")
+        return Image.fromarray(_luma(rgb).astype(np.float32))
     if info.grayscale:
         image = Image.fromarray(_quantize(_luma(rgb), np.uint8))
     else:

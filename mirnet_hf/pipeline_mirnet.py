@@ -36,6 +36,7 @@ class MIRNetRestorationPipeline(Pipeline):
     _load_image_processor = True
     _load_feature_extractor = False
     _load_tokenizer = False
+    _load_video_processor = False
 
     def __call__(self, images: Any, **kwargs: Any) -> Any:
         """Restores one image (PIL image, path, URL, HWC array or CHW tensor) or a list of them."""
