@@ -10,6 +10,7 @@ Example:
 >>> from transformers import AutoConfig
 >>> type(AutoConfig.for_model("mirnet")).__name__
 'MIRNetConfig'
+
 ```
 """
 

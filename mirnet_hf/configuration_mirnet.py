@@ -83,6 +83,7 @@ class MIRNetConfig(PreTrainedConfig):
     >>> model = MIRNetForImageRestoration(config)
     >>> MIRNetConfig().stream_channels  # the paper's model
     [64, 128, 256]
+
     ```
     """
 

@@ -46,6 +46,7 @@ def load_official_state_dict(checkpoint: str | Path | Mapping) -> dict[str, torc
     >>> state = load_official_state_dict("../shared/reference/vectors/mirnet_v1_nfeat16_rrg2_mrb1.pth")
     >>> "conv_in.weight" in state
     True
+
     ```
     """
     if isinstance(checkpoint, (str, Path)):
@@ -340,6 +341,7 @@ def convert_checkpoint(
     >>> _ = convert_checkpoint("../shared/reference/vectors/mirnet_v1_nfeat16_rrg2_mrb1.pth", folder)
     >>> MIRNetForImageRestoration.from_pretrained(folder).config.num_features
     16
+
     ```
     """
     source_name = str(checkpoint) if isinstance(checkpoint, (str, Path)) else "<state dict>"

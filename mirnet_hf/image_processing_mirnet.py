@@ -127,6 +127,7 @@ def to_rgb_array(image: Any) -> tuple[np.ndarray, ImageInfo]:
     >>> rgb, info = to_rgb_array(np.zeros((5, 7), dtype=np.uint16))
     >>> rgb.shape, info.grayscale, info.dtype
     ((5, 7, 3), True, dtype('uint16'))
+
     ```
     """
     if isinstance(image, (str, Path)):
@@ -233,6 +234,7 @@ class MIRNetImageProcessor(BaseImageProcessor):
     ...     restored = processor.post_process(model(**inputs).reconstruction, original_images=image)
     >>> restored[0].size, restored[0].mode
     ((30, 21), 'RGB')
+
     ```
     """
 

@@ -34,6 +34,7 @@ def render_model_card(
     >>> card = render_model_card(model, "Tiny", "A test.", "Random weights.")
     >>> card.startswith("---") and "pipeline_tag: image-to-image" in card
     True
+
     ```
     """
     config = model.config

@@ -39,6 +39,7 @@ def charbonnier_loss(prediction: torch.Tensor, target: torch.Tensor, eps: float 
     >>> from mirnet_hf.modeling_mirnet import charbonnier_loss
     >>> round(charbonnier_loss(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4)).item(), 6)
     0.001
+
     ```
     """
     diff = prediction - target
@@ -463,6 +464,7 @@ class MIRNetModel(MIRNetPreTrainedModel):
     >>> model = MIRNetModel(MIRNetConfig(num_features=8, num_rrg=1, num_mrb=1)).eval()
     >>> model(torch.rand(1, 3, 32, 32)).last_hidden_state.shape
     torch.Size([1, 8, 32, 32])
+
     ```
     """
 
@@ -524,6 +526,7 @@ class MIRNetForImageRestoration(MIRNetPreTrainedModel):
     >>> out = model(pixel_values=image, labels=image)
     >>> out.reconstruction.shape, out.loss.ndim
     (torch.Size([1, 3, 30, 30]), 0)
+
     ```
     """
 

@@ -29,6 +29,7 @@ class MIRNetRestorationPipeline(Pipeline):
     >>> restorer = pipeline("image-restoration", model=folder)
     >>> restorer(Image.new("RGB", (33, 20), "white")).size
     (33, 20)
+
     ```
     """
 
