@@ -5,9 +5,9 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO, SHARED, V1_VECTORS, V2_VECTORS, VECTORS
 from safetensors.torch import load_file
 
+from conftest import REPO, SHARED, V1_VECTORS, V2_VECTORS, VECTORS
 from mirnet_hf import MIRNetConfig, MIRNetForImageRestoration, convert_checkpoint
 from mirnet_hf.convert_mirnet_checkpoint import CheckpointMismatchError, guess_task, load_official_state_dict
 

@@ -3,9 +3,9 @@ import io
 import numpy as np
 import pytest
 import torch
-from conftest import DATASETS
 from PIL import Image
 
+from conftest import DATASETS
 from mirnet_hf import MIRNetImageProcessor
 
 KODAK = DATASETS / "Kodak24"
