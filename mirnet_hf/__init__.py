@@ -25,6 +25,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from .configuration_mirnet import MIRNetConfig
 from .convert_mirnet_checkpoint import convert_checkpoint
 from .image_processing_mirnet import MIRNetImageProcessor
+from .inference import MIRNetRestorer, restore
 from .modeling_mirnet import MIRNetForImageRestoration, MIRNetModel, MIRNetPreTrainedModel
 from .pipeline_mirnet import MIRNetRestorationPipeline
 
@@ -54,5 +55,7 @@ __all__ = [
     "MIRNetPreTrainedModel",
     "MIRNetImageProcessor",
     "MIRNetRestorationPipeline",
+    "MIRNetRestorer",
+    "restore",
     "convert_checkpoint",
 ]

@@ -140,6 +140,8 @@ def to_rgb_array(image: Any) -> tuple[np.ndarray, ImageInfo]:
                 rgb, info = _pil_to_array(opened)
         except UnidentifiedImageError as error:
             raise ValueError(f"{str(path)!r} is not an image file PIL can read.") from error
+        except Image.DecompressionBombError as error:
+            raise ValueError(f"{str(path)!r} is too large to decode safely: {error}") from error
         except OSError as error:
             raise ValueError(
                 f"{str(path)!r} could not be decoded ({error}); the file may be truncated or corrupt."

@@ -1,0 +1,378 @@
+"""Restoring photos of any size: tiling, precision, memory format, compilation, device choice.
+
+`MIRNetRestorer` loads a model once and restores images tile by tile, so memory is bounded by the
+tile, not the photo; `restore()` is the one-call version.
+
+Tiles are `tile_size` squares overlapping by `tile_overlap` pixels; the last tile of a row or column
+is aligned with the image edge, so every tile has the same shape (one compilation, one memory
+peak). Overlaps are blended with linear ramps, which hide the tile borders.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .image_processing_mirnet import MIRNetImageProcessor, to_rgb_array
+from .modeling_mirnet import (
+    MIRNetForImageRestoration,
+    MIRNetMultiScaleResidualBlock,
+    MIRNetV2MultiScaleResidualBlock,
+)
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DEFAULT_TILE_SIZE = 256
+DEFAULT_TILE_OVERLAP = 16
+DEFAULT_MAX_PIXELS = 64_000_000
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def select_device(device: str | torch.device = "auto") -> torch.device:
+    """`"auto"` picks CUDA, then Apple's MPS, then the CPU; anything else is checked and returned.
+
+    Example:
+
+    ```python
+    >>> from mirnet_hf.inference import select_device
+    >>> select_device("cpu").type
+    'cpu'
+
+    ```
+    """
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        chosen = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"device={device!r} is not valid; use one of {DEVICES} (or e.g. 'cuda:1').") from error
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was asked for, but CUDA is not available here; use 'cpu' or 'auto'.")
+    if chosen.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device={device!r} was asked for, but MPS is not available here; use 'cpu' or 'auto'.")
+    if chosen.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device={device!r} is not valid; use one of {DEVICES}.")
+    return chosen
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """float32 by default on CPU and MPS; on CUDA bfloat16 where supported, else float16."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not valid; use one of {PRECISIONS}.")
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        return "float32"
+    if precision == "float16" and device.type == "cpu":
+        raise ValueError("precision='float16' is not supported on the CPU; use 'bfloat16' (autocast) or 'float32'.")
+    return precision
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles covering `length`; the last tile ends at the edge.
+
+    Example:
+
+    ```python
+    >>> from mirnet_hf.inference import tile_starts
+    >>> tile_starts(600, 256, 16)
+    [0, 240, 344]
+
+    ```
+    """
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, tile - overlap))
+    return starts + [length - tile]
+
+
+def _ramp(size: int, overlap: int, ramp_start: bool, ramp_end: bool) -> torch.Tensor:
+    weights = torch.ones(size)
+    width = min(overlap, size)
+    if width > 0:
+        ramp = (torch.arange(width, dtype=torch.float32) + 0.5) / width
+        if ramp_start:
+            weights[:width] = torch.minimum(weights[:width], ramp)
+        if ramp_end:
+            weights[size - width :] = torch.minimum(weights[size - width :], ramp.flip(0))
+    return weights
+
+
+@dataclass
+class RestoreStats:
+    """What the last `MIRNetRestorer` call did."""
+
+    tiles: int = 0
+    seconds: float = 0.0
+    compile_seconds: float = 0.0
+    tile_shape: tuple[int, int] | None = None
+    compiled_shapes: set = field(default_factory=set)
+
+
+class MIRNetRestorer:
+    """Restores images of any size with a MIRNet model, tile by tile.
+
+    Args:
+        model: a `MIRNetForImageRestoration`, or a folder / Hub id to load one from.
+        processor: its `MIRNetImageProcessor` (loaded from the same folder, or made from the config).
+        device: `"auto"` (CUDA, then MPS, then CPU), `"cpu"`, `"cuda"`, `"cuda:1"`, `"mps"`.
+        precision: `"auto"` (float32 on CPU/MPS; bfloat16 or float16 on CUDA), `"float32"`,
+            `"bfloat16"` (autocast on the CPU, bfloat16 weights on CUDA) or `"float16"` (CUDA only).
+        tile_size: side of the square tiles (a multiple of 4, default 256); images no larger than a
+            tile run in one piece. `None` or 0 turns tiling off.
+        tile_overlap: pixels shared by neighbouring tiles, blended (default 16; less than `tile_size`).
+        tile_batch_size: tiles per forward pass; default 1 on the CPU (batching does not pay there),
+            4 on GPUs.
+        channels_last: run in the channels-last memory format (faster with oneDNN and cuDNN).
+        compile: compile each multi-scale residual block with `torch.compile` (the first tile of each
+            shape pays the compilation; `stats.compile_seconds` reports it).
+        max_pixels: refuse images whose output would have more pixels than this (default 64 MP),
+            before decoding them.
+
+    Example:
+
+    ```python
+    >>> import numpy as np
+    >>> from mirnet_hf import MIRNetConfig, MIRNetForImageRestoration
+    >>> from mirnet_hf.inference import MIRNetRestorer
+    >>> model = MIRNetForImageRestoration(MIRNetConfig(num_features=8, num_rrg=1, num_mrb=1))
+    >>> restorer = MIRNetRestorer(model, device="cpu", tile_size=64, tile_overlap=8)
+    >>> restorer(np.zeros((100, 150, 3), dtype=np.uint8)).shape
+    (100, 150, 3)
+    >>> restorer.stats.tiles
+    6
+
+    ```
+    """
+
+    def __init__(
+        self,
+        model: MIRNetForImageRestoration | str | Path,
+        processor: MIRNetImageProcessor | None = None,
+        *,
+        device: str | torch.device = "auto",
+        precision: str = "auto",
+        tile_size: int | None = DEFAULT_TILE_SIZE,
+        tile_overlap: int = DEFAULT_TILE_OVERLAP,
+        tile_batch_size: int | None = None,
+        channels_last: bool = True,
+        compile: bool = False,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ):
+        self.device = select_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        tile_size = tile_size or None
+        if tile_size is not None:
+            if isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < 4 or tile_size % 4:
+                raise ValueError(f"tile_size={tile_size!r} is not valid; it must be a multiple of 4, at least 4.")
+            if not isinstance(tile_overlap, int) or tile_overlap < 0 or tile_overlap >= tile_size:
+                raise ValueError(
+                    f"tile_overlap={tile_overlap!r} is not valid with tile_size={tile_size}; it must be a whole "
+                    f"number from 0 to {tile_size - 1}."
+                )
+        if tile_batch_size is not None and (not isinstance(tile_batch_size, int) or tile_batch_size < 1):
+            raise ValueError(f"tile_batch_size={tile_batch_size!r} is not valid; it must be a positive integer.")
+        if max_pixels is not None and max_pixels < 1:
+            raise ValueError(f"max_pixels={max_pixels!r} is not valid; it must be positive (or None for no limit).")
+        self.tile_size, self.tile_overlap, self.max_pixels = tile_size, tile_overlap, max_pixels
+        self.tile_batch_size = tile_batch_size or (1 if self.device.type == "cpu" else 4)
+        self.channels_last = channels_last
+
+        if isinstance(model, (str, Path)):
+            if processor is None:
+                processor = MIRNetImageProcessor.from_pretrained(model)
+            model = MIRNetForImageRestoration.from_pretrained(model)
+        if not isinstance(model, MIRNetForImageRestoration):
+            raise TypeError(
+                f"model must be a MIRNetForImageRestoration or a folder/Hub id, got {type(model).__name__}."
+            )
+        self.processor = processor or MIRNetImageProcessor.for_config(model.config)
+        model = model.eval().to(self.device)
+        if self.device.type != "cpu" and self.precision != "float32":
+            model = model.to(getattr(torch, self.precision))
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.compiled = compile
+        if compile:
+            for module in model.modules():
+                if isinstance(module, (MIRNetMultiScaleResidualBlock, MIRNetV2MultiScaleResidualBlock)):
+                    module.compile()
+        self.stats = RestoreStats()
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def _autocast(self):
+        if self.device.type == "cpu" and self.precision == "bfloat16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _input_dtype(self) -> torch.dtype:
+        return torch.float32 if self.device.type == "cpu" else getattr(torch, self.precision)
+
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        batch = batch.to(self.device, self._input_dtype())
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), self._autocast():
+            return self.model(pixel_values=batch).reconstruction.float().cpu()
+
+    def restore_tensor(self, pixel_values: torch.Tensor, progress: ProgressCallback | None = None) -> torch.Tensor:
+        """Restores a (1, C, H, W) float tensor in [0, 1] (already upsampled for super-resolution)."""
+        if pixel_values.ndim != 4 or pixel_values.shape[0] != 1:
+            raise ValueError(
+                f"pixel_values must have shape (1, channels, height, width), got {tuple(pixel_values.shape)}."
+            )
+        started = time.perf_counter()
+        _, channels, height, width = pixel_values.shape
+        tile = self.tile_size
+        if tile is None or (height <= tile and width <= tile):
+            tiles = [(0, 0, height, width)]
+        else:
+            tile_h, tile_w = min(tile, height), min(tile, width)
+            tiles = [
+                (top, left, tile_h, tile_w)
+                for top in tile_starts(height, tile_h, self.tile_overlap)
+                for left in tile_starts(width, tile_w, self.tile_overlap)
+            ]
+        self.stats = RestoreStats(tiles=len(tiles), compiled_shapes=self.stats.compiled_shapes)
+        if len(tiles) == 1:
+            output = self._timed_forward(pixel_values, (height, width))
+            if progress is not None:
+                progress(1, 1)
+            self.stats.seconds = time.perf_counter() - started
+            return output
+
+        out_channels = self.config.num_channels_out
+        accumulated = torch.zeros(1, out_channels, height, width)
+        weights = torch.zeros(1, 1, height, width)
+        done = 0
+        for first in range(0, len(tiles), self.tile_batch_size):
+            group = tiles[first : first + self.tile_batch_size]
+            batch = torch.cat([pixel_values[:, :, top : top + h, left : left + w] for top, left, h, w in group])
+            restored = self._timed_forward(batch, group[0][2:])
+            for (top, left, tile_h, tile_w), piece in zip(group, restored):
+                weight = (
+                    _ramp(tile_h, self.tile_overlap, top > 0, top + tile_h < height)[:, None]
+                    * _ramp(tile_w, self.tile_overlap, left > 0, left + tile_w < width)[None, :]
+                )
+                accumulated[0, :, top : top + tile_h, left : left + tile_w] += piece * weight
+                weights[0, 0, top : top + tile_h, left : left + tile_w] += weight
+            done += len(group)
+            if progress is not None:
+                progress(done, len(tiles))
+        self.stats.seconds = time.perf_counter() - started
+        return accumulated / weights
+
+    def _timed_forward(self, batch: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+        key = (batch.shape[0], *shape)
+        first_time = self.compiled and key not in self.stats.compiled_shapes
+        started = time.perf_counter()
+        output = self._forward(batch)
+        if first_time:
+            self.stats.compiled_shapes.add(key)
+            self.stats.compile_seconds += time.perf_counter() - started
+        self.stats.tile_shape = shape
+        return output
+
+    def check_size(self, image: Any) -> None:
+        """Refuses an image whose restored size exceeds `max_pixels`, reading only its header."""
+        if self.max_pixels is None:
+            return
+        height, width = _image_size(image)
+        scale = self.processor.upscale
+        pixels = height * width * scale * scale
+        if pixels > self.max_pixels:
+            raise ValueError(
+                f"the image is {width}x{height}"
+                + (f" (x{scale}: {width * scale}x{height * scale})" if scale > 1 else "")
+                + f" = {pixels / 1e6:.1f} megapixels, above the limit of {self.max_pixels / 1e6:.1f} megapixels; "
+                "raise max_pixels (--max-pixels) to restore it anyway."
+            )
+
+    def __call__(self, image: Any, progress: ProgressCallback | None = None) -> Any:
+        """Restores one image (PIL image, HWC array, CHW tensor or path) and returns it in its input's
+        kind, size (times the scale), mode and bit depth."""
+        self.check_size(image)
+        with pil_pixel_limit(self.max_pixels):
+            rgb, _ = to_rgb_array(image)
+        pixel_values = self.processor(images=rgb, return_tensors="pt", size_divisor=1)["pixel_values"]
+        reconstruction = self.restore_tensor(pixel_values, progress=progress)
+        return self.processor.post_process(reconstruction, original_images=image)[0]
+
+
+@contextmanager
+def pil_pixel_limit(max_pixels: int | None):
+    """Lets PIL open images up to `max_pixels` (PIL's own bomb check stops at about 179 MP)."""
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None if max_pixels is None else max(previous or 0, max_pixels)
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
+def _image_size(image: Any) -> tuple[int, int]:
+    if isinstance(image, (str, Path)):
+        path = Path(image)
+        if not path.is_file():
+            raise FileNotFoundError(f"image file {str(path)!r} does not exist.")
+        try:
+            with pil_pixel_limit(None), Image.open(path) as opened:  # reads the header only
+                return opened.height, opened.width
+        except Exception:
+            return 0, 0  # unreadable: decoding reports it with a clear message
+    if isinstance(image, Image.Image):
+        return image.height, image.width
+    if isinstance(image, np.ndarray):
+        return (image.shape[0], image.shape[1]) if image.ndim >= 2 else (0, 0)
+    if isinstance(image, torch.Tensor):
+        return image.shape[-2], image.shape[-1]
+    return 0, 0
+
+
+def restore(
+    image: Any,
+    model: MIRNetForImageRestoration | str | Path,
+    progress: ProgressCallback | None = None,
+    **settings: Any,
+) -> Any:
+    """Restores one image with a model (object, folder or Hub id); `settings` are `MIRNetRestorer`'s.
+
+    For many images, make one `MIRNetRestorer` and call it repeatedly: it loads (and compiles) once.
+
+    Example:
+
+    ```python
+    >>> from PIL import Image
+    >>> from mirnet_hf import MIRNetConfig, MIRNetForImageRestoration, restore
+    >>> model = MIRNetForImageRestoration(MIRNetConfig(num_features=8, num_rrg=1, num_mrb=1))
+    >>> restore(Image.new("RGB", (70, 50)), model, device="cpu").size
+    (70, 50)
+
+    ```
+    """
+    return MIRNetRestorer(model, **settings)(image, progress=progress)
+
+
+__all__ = ["MIRNetRestorer", "restore", "select_device", "resolve_precision", "tile_starts", "RestoreStats"]
