@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .configuration_mirnet import TASKS
+from .image_io import format_for_suffix
+from .inference import DEFAULT_MAX_PIXELS, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, PRECISIONS
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -28,29 +32,102 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+_GLOB_CHARACTERS = set("*?[")
+
+
+def collect_inputs(specs: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """Expands files, folders (their images, not recursive) and glob patterns; returns the files
+    found and a message for each spec that matched nothing."""
+    found: list[Path] = []
+    problems: list[str] = []
+    for spec in specs:
+        if _GLOB_CHARACTERS & set(spec):
+            matches = [Path(m) for m in sorted(glob.glob(spec, recursive=True)) if Path(m).is_file()]
+        elif Path(spec).is_dir():
+            matches = sorted(p for p in Path(spec).iterdir() if p.is_file() and format_for_suffix(p))
+        elif Path(spec).is_file():
+            matches = [Path(spec)]
+        else:
+            problems.append(f"{spec}: no such file or folder")
+            continue
+        if not matches:
+            problems.append(f"{spec}: no images found")
+        found.extend(m for m in matches if m not in found)
+    return found, problems
+
+
+def plan_outputs(inputs: list[Path], output: Path) -> list[Path]:
+    """Where each restored image goes: `output` itself for one input named like an image file,
+    otherwise `output/<input name>` (made unique when two inputs share a name)."""
+    if len(inputs) == 1 and format_for_suffix(output) and not output.is_dir():
+        return [output]
+    targets, taken = [], set()
+    for path in inputs:
+        target = output / path.name
+        counter = 1
+        while target in taken:
+            target = output / f"{path.stem}-{counter}{path.suffix}"
+            counter += 1
+        taken.add(target)
+        targets.append(target)
+    return targets
+
+
 def _restore(args: argparse.Namespace) -> int:
-    import torch
+    from tqdm.auto import tqdm
 
-    from .image_processing_mirnet import MIRNetImageProcessor
-    from .modeling_mirnet import MIRNetForImageRestoration
+    from .image_io import read_image, write_image
+    from .inference import MIRNetRestorer
 
-    try:
-        model = MIRNetForImageRestoration.from_pretrained(args.model).eval()
-        processor = MIRNetImageProcessor.from_pretrained(args.model)
-    except (OSError, ValueError) as error:
-        print(f"mirnet-hf restore: error: cannot load model {args.model!r}: {error}", file=sys.stderr)
-        return 2
-    try:
-        inputs = processor(images=args.input, return_tensors="pt")
-        with torch.inference_mode():
-            reconstruction = model(**inputs).reconstruction
-        restored = processor.post_process(reconstruction, original_images=args.input)[0]
-        restored.save(args.output)
-    except (OSError, ValueError, TypeError) as error:
-        print(f"mirnet-hf restore: error: {args.input}: {error}", file=sys.stderr)
+    inputs, problems = collect_inputs(args.inputs)
+    for problem in problems:
+        print(f"mirnet-hf restore: error: {problem}", file=sys.stderr)
+    if not inputs:
         return 1
-    print(f"{args.input} -> {args.output}")
-    return 0
+    try:
+        restorer = MIRNetRestorer(
+            args.model,
+            device=args.device,
+            precision=args.precision,
+            tile_size=args.tile,
+            tile_overlap=args.tile_overlap,
+            tile_batch_size=args.tile_batch_size,
+            compile=args.compile,
+            max_pixels=args.max_pixels or None,
+        )
+    except (OSError, ValueError, TypeError) as error:
+        print(f"mirnet-hf restore: error: cannot set up model {args.model!r}: {error}", file=sys.stderr)
+        return 2
+    failures = len(problems)
+    for source, target in zip(inputs, plan_outputs(inputs, Path(args.output))):
+        if target.resolve() == source.resolve():
+            print(f"mirnet-hf restore: error: {source}: the output would overwrite the input", file=sys.stderr)
+            failures += 1
+            continue
+        try:
+            restorer.check_size(source)
+            loaded = read_image(source)
+            if loaded.frames > 1:
+                print(f"mirnet-hf restore: note: {source} has {loaded.frames} frames; restoring the first")
+            with tqdm(total=1, desc=source.name, unit="tile", leave=False, disable=args.quiet) as bar:
+
+                def progress(done: int, total: int, bar=bar) -> None:
+                    bar.total = total
+                    bar.update(done - bar.n)
+
+                restored = restorer(loaded.image, progress=progress)
+            write_image(target, restored, like=loaded)
+        except (OSError, ValueError, TypeError) as error:
+            print(f"mirnet-hf restore: error: {source}: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        stats = restorer.stats
+        compile_note = f", compilation {stats.compile_seconds:.1f} s" if stats.compile_seconds else ""
+        if not args.quiet:
+            print(f"{source} -> {target} ({stats.tiles} tile(s), {stats.seconds:.1f} s{compile_note})")
+    if failures:
+        print(f"mirnet-hf restore: {failures} input(s) failed", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,10 +146,27 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--scale", type=int, help="super-resolution scale (default: the x2/x3/x4 in the file name)")
     convert.set_defaults(handler=_convert)
 
-    restore = commands.add_parser("restore", help="restore one image with a model folder or Hub id")
+    restore = commands.add_parser(
+        "restore",
+        help="restore image files with a model folder or Hub id",
+        description="Restore images (files, folders, globs). Each output keeps its input's format, bit depth, "
+        "ICC profile and EXIF, and is written atomically; unreadable inputs are reported and skipped.",
+    )
     restore.add_argument("--model", required=True, help="a from_pretrained folder or Hub id")
-    restore.add_argument("input", help="image file")
-    restore.add_argument("--output", required=True, help="where to write the restored image")
+    restore.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    restore.add_argument("--output", required=True, help="output file (one input) or folder")
+    restore.add_argument(
+        "--tile", type=int, default=DEFAULT_TILE_SIZE, help="tile size, a multiple of 4; 0 = no tiling"
+    )
+    restore.add_argument("--tile-overlap", type=int, default=DEFAULT_TILE_OVERLAP, help="pixels tiles share")
+    restore.add_argument("--tile-batch-size", type=int, help="tiles per forward pass (default 1 on CPU, 4 on GPU)")
+    restore.add_argument("--precision", choices=PRECISIONS, default="auto", help="float32 on CPU unless asked")
+    restore.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    restore.add_argument("--compile", action="store_true", help="torch.compile the blocks (pays off on many tiles)")
+    restore.add_argument(
+        "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger outputs (0 = no limit)"
+    )
+    restore.add_argument("--quiet", action="store_true", help="no progress bars or per-file lines")
     restore.set_defaults(handler=_restore)
     return parser
 
