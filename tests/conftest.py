@@ -41,3 +41,55 @@ def tiny_config():
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def psnr(a, b) -> float:
+    import numpy as np
+
+    mse = float(np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+@pytest.fixture(scope="session")
+def trained_denoiser():
+    """A small MIRNet trained here for a few seconds on CBSD432 Gaussian denoising (sigma 25).
+
+    Random weights leave the output close to the input (the global skip), which would make
+    agreement checks meaningless; this model changes its input as a real denoiser does.
+    """
+    import numpy as np
+    from PIL import Image
+
+    from mirnet_hf import MIRNetConfig, MIRNetForImageRestoration
+
+    generator = torch.Generator().manual_seed(0)
+    rng = np.random.default_rng(0)
+    files = sorted((DATASETS / "CBSD432").glob("*.jpg"))[:24]
+    images = [torch.from_numpy(np.asarray(Image.open(f).convert("RGB"), dtype=np.float32) / 255) for f in files]
+    model = MIRNetForImageRestoration(MIRNetConfig(num_features=16, num_rrg=1, num_mrb=1))
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    for _ in range(120):
+        crops = []
+        for _ in range(8):
+            image = images[rng.integers(len(images))]
+            top, left = rng.integers(image.shape[0] - 48), rng.integers(image.shape[1] - 48)
+            crops.append(image[top : top + 48, left : left + 48].permute(2, 0, 1))
+        clean = torch.stack(crops)
+        noisy = clean + torch.randn(clean.shape, generator=generator) * (25 / 255)
+        loss = model(pixel_values=noisy, labels=clean).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def noisy_pair():
+    """A 512x512 clean photo (PolyU mean shot) and its sigma-25 Gaussian-noisy version, float32 HWC."""
+    import numpy as np
+    from PIL import Image
+
+    clean_path = sorted((DATASETS / "PolyU").glob("*_mean.JPG"))[0]
+    clean = np.asarray(Image.open(clean_path).convert("RGB"), dtype=np.float32) / 255
+    noise = np.random.default_rng(1).normal(0, 25 / 255, clean.shape)
+    return clean, np.clip(clean + noise, 0, 1).astype(np.float32)

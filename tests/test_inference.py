@@ -1,0 +1,155 @@
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import psnr
+from mirnet_hf import MIRNetConfig, MIRNetForImageRestoration, MIRNetRestorer, restore
+from mirnet_hf.inference import DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, select_device, tile_starts
+
+
+@pytest.mark.parametrize(
+    ("length", "tile", "overlap"), [(600, 256, 16), (256, 256, 16), (257, 256, 16), (1000, 64, 0)]
+)
+def test_tiles_cover_the_image_with_one_shape(length, tile, overlap):
+    starts = tile_starts(length, tile, overlap)
+    covered = np.zeros(length, bool)
+    for start in starts:
+        assert 0 <= start <= length - tile
+        covered[start : start + tile] = True
+    assert covered.all()
+    assert starts[-1] == length - tile
+    assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))
+
+
+@pytest.mark.slow
+def test_tiled_and_whole_image_results_agree_on_a_trained_model(trained_denoiser, noisy_pair):
+    clean, noisy = noisy_pair
+    assert noisy.shape[:2] == (512, 512)
+    whole = MIRNetRestorer(trained_denoiser, device="cpu", tile_size=None)(noisy)
+    tiled_restorer = MIRNetRestorer(trained_denoiser, device="cpu")  # default tile settings
+    tiled = tiled_restorer(noisy)
+    assert tiled_restorer.stats.tiles == 9 and tiled_restorer.stats.tile_shape == (DEFAULT_TILE_SIZE,) * 2
+    gain = psnr(whole, clean) - psnr(noisy, clean)
+    agreement = psnr(tiled, whole)
+    print(f"denoising gain {gain:.2f} dB; tiled vs whole {agreement:.1f} dB")
+    assert gain > 3  # the model really restores, so agreement is not trivial
+    assert agreement >= 45
+
+
+def test_memory_is_bounded_by_the_tile(tiny_config):
+    model = MIRNetForImageRestoration(tiny_config)
+    seen = []
+    model.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs["pixel_values"].shape), with_kwargs=True
+    )
+    restored = MIRNetRestorer(model, device="cpu", tile_size=64, tile_overlap=8)(np.zeros((150, 300, 3), np.uint8))
+    assert restored.shape == (150, 300, 3)
+    assert seen and all(shape[-2:] == (64, 64) for shape in seen)
+
+
+def test_bfloat16_autocast_stays_close_to_float32(trained_denoiser, noisy_pair):
+    _, noisy = noisy_pair
+    crop = noisy[:128, :128]
+    reference = MIRNetRestorer(trained_denoiser, device="cpu", precision="float32")(crop)
+    fast = MIRNetRestorer(trained_denoiser, device="cpu", precision="bfloat16")(crop)
+    assert fast.dtype == np.float32
+    assert psnr(fast, reference) > 40
+    assert not np.array_equal(fast, reference)  # bfloat16 really ran
+
+
+def test_channels_last_and_tile_batches_change_nothing(trained_denoiser, noisy_pair):
+    _, noisy = noisy_pair
+    crop = noisy[:200, :180]
+    settings = {"device": "cpu", "tile_size": 64, "tile_overlap": 8}
+    reference = MIRNetRestorer(trained_denoiser, channels_last=False, **settings)(crop)
+    np.testing.assert_allclose(MIRNetRestorer(trained_denoiser, **settings)(crop), reference, atol=1e-5)
+    batched = MIRNetRestorer(trained_denoiser, tile_batch_size=4, **settings)
+    np.testing.assert_allclose(batched(crop), reference, atol=1e-5)
+
+
+def test_progress_is_reported_per_tile(tiny_config):
+    calls = []
+    restorer = MIRNetRestorer(MIRNetForImageRestoration(tiny_config), device="cpu", tile_size=32, tile_overlap=4)
+    restorer(np.zeros((70, 40, 3), np.float32), progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(i, 6) for i in range(1, 7)]
+
+
+@pytest.mark.slow
+def test_compiled_blocks_give_the_eager_result(trained_denoiser, noisy_pair):
+    _, noisy = noisy_pair
+    crop = noisy[:96, :96]
+    eager = MIRNetRestorer(trained_denoiser, device="cpu", tile_size=48, tile_overlap=8)(crop)
+    restorer = MIRNetRestorer(trained_denoiser, device="cpu", tile_size=48, tile_overlap=8, compile=True)
+    compiled = restorer(crop)
+    assert restorer.stats.compile_seconds > 0
+    np.testing.assert_allclose(compiled, eager, atol=1e-4)
+    restorer(crop)
+    assert restorer.stats.compile_seconds == 0  # paid once per process and tile shape
+    for module in trained_denoiser.modules():  # leave the shared fixture uncompiled
+        module._compiled_call_impl = None
+
+
+def test_super_resolution_and_v2_models(converted_sr):
+    upscaled = restore(Image.new("RGB", (50, 30)), converted_sr, device="cpu", tile_size=32, tile_overlap=8)
+    assert upscaled.size == (100, 60)
+    v2 = MIRNetForImageRestoration(MIRNetConfig(version="v2", num_features=16, num_rrg=1, num_mrb=1, rrg_groups=[2]))
+    restored = restore(torch.rand(3, 70, 90), v2, device="cpu", tile_size=32, tile_overlap=4)
+    assert restored.shape == (3, 70, 90)
+
+
+def test_tiny_images_work(tiny_config):
+    model = MIRNetForImageRestoration(tiny_config)
+    assert restore(Image.new("RGB", (1, 1), "red"), model, device="cpu").size == (1, 1)
+
+
+def huge_png_header(path, width, height):
+    """A PNG whose header claims width x height: enough to test refusing it before decoding."""
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    body = chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body)
+
+
+def test_oversized_images_are_refused_before_decoding(tiny_config, tmp_path):
+    path = tmp_path / "huge.png"
+    huge_png_header(path, 20000, 20000)
+    restorer = MIRNetRestorer(MIRNetForImageRestoration(tiny_config), device="cpu")
+    with pytest.raises(ValueError, match=r"20000x20000 = 400.0 megapixels, above the limit of 64.0"):
+        restorer(str(path))
+    small = MIRNetRestorer(MIRNetForImageRestoration(tiny_config), device="cpu", max_pixels=100)
+    with pytest.raises(ValueError, match="max_pixels"):
+        small(np.zeros((20, 20, 3), np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"tile_size": 30}, "tile_size=30"),
+        ({"tile_size": 64, "tile_overlap": 64}, "tile_overlap=64"),
+        ({"tile_size": 64, "tile_overlap": -1}, "tile_overlap=-1"),
+        ({"precision": "float16"}, "float16"),
+        ({"precision": "int8"}, "precision='int8'"),
+        ({"device": "cuda"} if not torch.cuda.is_available() else {"device": "tpu"}, "device="),
+        ({"tile_batch_size": 0}, "tile_batch_size=0"),
+        ({"max_pixels": 0}, "max_pixels=0"),
+    ],
+)
+def test_invalid_settings_are_refused(tiny_config, settings, message):
+    settings = {"device": "cpu", **settings}
+    with pytest.raises(ValueError, match=message):
+        MIRNetRestorer(MIRNetForImageRestoration(tiny_config), **settings)
+
+
+def test_device_auto_selection():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available() and torch.backends.mps.is_available():
+        expected = "mps"
+    assert select_device("auto").type == expected
+    assert DEFAULT_TILE_OVERLAP < DEFAULT_TILE_SIZE
