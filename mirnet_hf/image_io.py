@@ -97,6 +97,7 @@ def read_image(path: str | Path) -> LoadedImage:
     >>> from mirnet_hf.image_io import read_image
     >>> read_image("../shared/datasets/Kodak24/kodim01.png").format
     'PNG'
+
     ```
     """
     path = Path(path)
@@ -209,6 +210,7 @@ def write_image(path: str | Path, image: Any, like: LoadedImage | None = None, f
     >>> write_image(path, np.full((4, 5, 3), 40000, dtype=np.uint16))
     >>> read_image(path).image.dtype
     dtype('uint16')
+
     ```
     """
     path = Path(path)

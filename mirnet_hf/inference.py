@@ -3,14 +3,15 @@
 `MIRNetRestorer` loads a model once and restores images tile by tile, so memory is bounded by the
 tile, not the photo; `restore()` is the one-call version.
 
-Tiles are `tile_size` squares overlapping by `tile_overlap` pixels; the last tile of a row or column
-is aligned with the image edge, so every tile has the same shape (one compilation, one memory
-peak). Overlaps are blended with linear ramps, which hide the tile borders.
+Tiles are at most `tile_size` pixels a side and overlap by at least `tile_overlap` pixels; they
+are spread evenly and sized to cover the image with little excess, all with the same shape (one
+compilation, one memory peak). Overlaps are blended with linear ramps, which hide the tile borders.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
@@ -33,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-DEFAULT_TILE_SIZE = 256
+DEFAULT_TILE_SIZE = 384
 DEFAULT_TILE_OVERLAP = 16
 DEFAULT_MAX_PIXELS = 64_000_000
 
@@ -86,22 +87,34 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles covering `length`; the last tile ends at the edge.
+def plan_tiles(length: int, tile: int, overlap: int) -> tuple[list[int], int]:
+    """Start offsets and size of the tiles covering `length`, spread evenly.
+
+    Uses the fewest tiles of at most `tile` pixels that overlap by at least `overlap`, then shrinks
+    them (to a multiple of 4) so they cover the side with little excess: the work per megapixel
+    stays close to a single tile's, whatever the image size. Every tile has the same size.
 
     Example:
 
     ```python
-    >>> from mirnet_hf.inference import tile_starts
-    >>> tile_starts(600, 256, 16)
-    [0, 240, 344]
+    >>> from mirnet_hf.inference import plan_tiles
+    >>> plan_tiles(1024, 384, 16)
+    ([0, 334, 668], 356)
+    >>> plan_tiles(300, 384, 16)
+    ([0], 300)
 
     ```
     """
     if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile, tile - overlap))
-    return starts + [length - tile]
+        return [0], length
+    count = math.ceil((length - overlap) / (tile - overlap))
+    while True:
+        # One spare pixel per seam absorbs the rounding of evenly spread integer offsets.
+        size = min(length, 4 * math.ceil(math.ceil((length + (count - 1) * (overlap + 1)) / count) / 4))
+        if size <= tile:
+            break
+        count += 1
+    return [(index * (length - size)) // (count - 1) for index in range(count)], size
 
 
 def _ramp(size: int, overlap: int, ramp_start: bool, ramp_end: bool) -> torch.Tensor:
@@ -136,7 +149,7 @@ class MIRNetRestorer:
         device: `"auto"` (CUDA, then MPS, then CPU), `"cpu"`, `"cuda"`, `"cuda:1"`, `"mps"`.
         precision: `"auto"` (float32 on CPU/MPS; bfloat16 or float16 on CUDA), `"float32"`,
             `"bfloat16"` (autocast on the CPU, bfloat16 weights on CUDA) or `"float16"` (CUDA only).
-        tile_size: side of the square tiles (a multiple of 4, default 256); images no larger than a
+        tile_size: the largest tile side (a multiple of 4, default 384); images no larger than a
             tile run in one piece. `None` or 0 turns tiling off.
         tile_overlap: pixels shared by neighbouring tiles, blended (default 16; less than `tile_size`).
         tile_batch_size: tiles per forward pass; default 1 on the CPU (batching does not pay there),
@@ -249,12 +262,9 @@ class MIRNetRestorer:
         if tile is None or (height <= tile and width <= tile):
             tiles = [(0, 0, height, width)]
         else:
-            tile_h, tile_w = min(tile, height), min(tile, width)
-            tiles = [
-                (top, left, tile_h, tile_w)
-                for top in tile_starts(height, tile_h, self.tile_overlap)
-                for left in tile_starts(width, tile_w, self.tile_overlap)
-            ]
+            rows, tile_h = plan_tiles(height, tile, self.tile_overlap)
+            columns, tile_w = plan_tiles(width, tile, self.tile_overlap)
+            tiles = [(top, left, tile_h, tile_w) for top in rows for left in columns]
         self.stats = RestoreStats(tiles=len(tiles), compiled_shapes=self.stats.compiled_shapes)
         if len(tiles) == 1:
             output = self._timed_forward(pixel_values, (height, width))
@@ -375,4 +385,4 @@ def restore(
     return MIRNetRestorer(model, **settings)(image, progress=progress)
 
 
-__all__ = ["MIRNetRestorer", "restore", "select_device", "resolve_precision", "tile_starts", "RestoreStats"]
+__all__ = ["MIRNetRestorer", "restore", "select_device", "resolve_precision", "plan_tiles", "RestoreStats"]
