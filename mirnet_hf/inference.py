@@ -228,7 +228,8 @@ class MIRNetRestorer:
         if compile:
             for module in model.modules():
                 if isinstance(module, (MIRNetMultiScaleResidualBlock, MIRNetV2MultiScaleResidualBlock)):
-                    module.compile()
+                    # Fixed shapes: tiles share one shape, and static kernels are the fastest.
+                    module.compile(dynamic=False)
         self.stats = RestoreStats()
 
     @property
