@@ -302,8 +302,9 @@ class MIRNetImageProcessor(BaseImageProcessor):
 
         Args:
             reconstruction: the model output, (batch, 3, height, width).
-            original_images: the images given to the processor; each result then comes back in that
-                image's kind (PIL/NumPy/tensor), size (times the scale), mode, bit depth, with its alpha.
+            original_images: the images given to the processor (or their `ImageInfo` from
+                `to_rgb_array`); each result then comes back in that image's kind (PIL/NumPy/tensor),
+                size (times the scale), mode, bit depth, with its alpha.
             target_sizes: otherwise, the (height, width) to crop each result to (the padding is removed).
             output_type: without `original_images`, `"pil"` (8-bit RGB), `"np"` (float32 HWC) or `"pt"`.
 
@@ -319,7 +320,7 @@ class MIRNetImageProcessor(BaseImageProcessor):
                 raise ValueError(f"{len(originals)} original image(s) for a batch of {len(restored)}.")
             results = []
             for array, original in zip(restored, originals):
-                _, info = to_rgb_array(original)
+                info = original if isinstance(original, ImageInfo) else to_rgb_array(original)[1]
                 scale = self.upscale
                 cropped = array[: info.height * scale, : info.width * scale]
                 alpha = info.alpha

@@ -34,8 +34,8 @@ logger = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-DEFAULT_TILE_SIZE = 384
-DEFAULT_TILE_OVERLAP = 16
+DEFAULT_TILE_SIZE = 256
+DEFAULT_TILE_OVERLAP = 8
 DEFAULT_MAX_PIXELS = 64_000_000
 
 ProgressCallback = Callable[[int, int], None]
@@ -149,9 +149,10 @@ class MIRNetRestorer:
         device: `"auto"` (CUDA, then MPS, then CPU), `"cpu"`, `"cuda"`, `"cuda:1"`, `"mps"`.
         precision: `"auto"` (float32 on CPU/MPS; bfloat16 or float16 on CUDA), `"float32"`,
             `"bfloat16"` (autocast on the CPU, bfloat16 weights on CUDA) or `"float16"` (CUDA only).
-        tile_size: the largest tile side (a multiple of 4, default 384); images no larger than a
-            tile run in one piece. `None` or 0 turns tiling off.
-        tile_overlap: pixels shared by neighbouring tiles, blended (default 16; less than `tile_size`).
+        tile_size: the largest tile side (a multiple of 4, default 256); images no larger than a
+            tile run in one piece. `None` or 0 turns tiling off. Smaller tiles are cheaper per pixel
+            on CPUs (they stay in cache): 256 costs less per megapixel than one 1024x1024 pass.
+        tile_overlap: pixels shared by neighbouring tiles, blended (default 8; less than `tile_size`).
         tile_batch_size: tiles per forward pass; default 1 on the CPU (batching does not pay there),
             4 on GPUs.
         channels_last: run in the channels-last memory format (faster with oneDNN and cuDNN).
@@ -226,6 +227,10 @@ class MIRNetRestorer:
         self.model = model
         self.compiled = compile
         if compile:
+            # Each block configuration (v2 varies its groups) and tile shape is one compiled entry;
+            # dynamo's default of 8 would silently fall back to eager on the larger networks.
+            dynamo_config = torch._dynamo.config
+            dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
             for module in model.modules():
                 if isinstance(module, (MIRNetMultiScaleResidualBlock, MIRNetV2MultiScaleResidualBlock)):
                     # Fixed shapes: tiles share one shape, and static kernels are the fastest.
@@ -293,7 +298,7 @@ class MIRNetRestorer:
             if progress is not None:
                 progress(done, len(tiles))
         self.stats.seconds = time.perf_counter() - started
-        return accumulated / weights
+        return accumulated.div_(weights)
 
     def _timed_forward(self, batch: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
         key = (batch.shape[0], *shape)
@@ -326,10 +331,12 @@ class MIRNetRestorer:
         kind, size (times the scale), mode and bit depth."""
         self.check_size(image)
         with pil_pixel_limit(self.max_pixels):
-            rgb, _ = to_rgb_array(image)
+            rgb, info = to_rgb_array(image)
         pixel_values = self.processor(images=rgb, return_tensors="pt", size_divisor=1)["pixel_values"]
+        del rgb
         reconstruction = self.restore_tensor(pixel_values, progress=progress)
-        return self.processor.post_process(reconstruction, original_images=image)[0]
+        del pixel_values
+        return self.processor.post_process(reconstruction, original_images=[info])[0]
 
 
 @contextmanager

@@ -37,7 +37,7 @@ def test_tiled_and_whole_image_results_agree_on_a_trained_model(trained_denoiser
     whole = MIRNetRestorer(trained_denoiser, device="cpu", tile_size=None)(noisy)
     tiled_restorer = MIRNetRestorer(trained_denoiser, device="cpu")  # default tile settings
     tiled = tiled_restorer(noisy)
-    assert tiled_restorer.stats.tiles == 4 and max(tiled_restorer.stats.tile_shape) <= DEFAULT_TILE_SIZE
+    assert tiled_restorer.stats.tiles > 1 and max(tiled_restorer.stats.tile_shape) <= DEFAULT_TILE_SIZE
     gain = psnr(whole, clean) - psnr(noisy, clean)
     agreement = psnr(tiled, whole)
     print(f"denoising gain {gain:.2f} dB; tiled vs whole {agreement:.1f} dB")
