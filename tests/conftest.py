@@ -93,3 +93,16 @@ def noisy_pair():
     clean = np.asarray(Image.open(clean_path).convert("RGB"), dtype=np.float32) / 255
     noise = np.random.default_rng(1).normal(0, 25 / 255, clean.shape)
     return clean, np.clip(clean + noise, 0, 1).astype(np.float32)
+
+
+def run_in_fresh_interpreter(script: str, *args: str, cwd: Path):
+    """Runs `script` in a new Python that has never imported mirnet_hf (remote-code users' view),
+    with its own empty Hugging Face cache; returns the finished process."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(cwd / "hf_home"), "PYTHONPATH": ""}
+    return subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )

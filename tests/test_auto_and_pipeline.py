@@ -1,8 +1,5 @@
 import json
-import os
 import re
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -16,6 +13,7 @@ from transformers import (
     pipeline,
 )
 
+from conftest import run_in_fresh_interpreter
 from mirnet_hf import (
     MIRNetConfig,
     MIRNetForImageRestoration,
@@ -111,14 +109,6 @@ def test_remote_code_loads_in_a_fresh_interpreter(converted_v1, tmp_path):
     np.save(tmp_path / "input.npy", reconstruction.numpy())
     pipeline("image-restoration", model=str(converted_v1))(image).save(tmp_path / "input_pipe.png")
 
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home"), "PYTHONPATH": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", REMOTE_SCRIPT, str(converted_v1), str(tmp_path / "input.npy")],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=300,
-    )
+    result = run_in_fresh_interpreter(REMOTE_SCRIPT, str(converted_v1), str(tmp_path / "input.npy"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "REMOTE OK transformers_modules" in result.stdout

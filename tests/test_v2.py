@@ -1,15 +1,11 @@
 """MIRNet-v2 (TPAMI 2022) through the same tools as v1."""
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import torch
 from PIL import Image
 from transformers import pipeline
 
-from conftest import V2_VECTORS, VECTORS
+from conftest import V2_VECTORS, VECTORS, run_in_fresh_interpreter
 from mirnet_hf import MIRNetConfig, MIRNetForImageRestoration, MIRNetRestorer, convert_checkpoint
 from mirnet_hf.convert_mirnet_checkpoint import load_official_state_dict
 
@@ -49,14 +45,8 @@ def test_v2_folder_loads_with_remote_code_pipeline_and_tiles(tmp_path):
     )
     x = torch.rand(1, 3, 24, 28)
     torch.save(x, tmp_path / "x.pt")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home"), "PYTHONPATH": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(folder), str(tmp_path / "x.pt"), str(tmp_path / "y.pt")],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=300,
+    result = run_in_fresh_interpreter(
+        script, str(folder), str(tmp_path / "x.pt"), str(tmp_path / "y.pt"), cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]
     with torch.no_grad():
