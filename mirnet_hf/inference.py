@@ -263,7 +263,7 @@ class MIRNetRestorer:
                 f"pixel_values must have shape (1, channels, height, width), got {tuple(pixel_values.shape)}."
             )
         started = time.perf_counter()
-        _, channels, height, width = pixel_values.shape
+        height, width = pixel_values.shape[-2:]
         tile = self.tile_size
         if tile is None or (height <= tile and width <= tile):
             tiles = [(0, 0, height, width)]
