@@ -297,6 +297,7 @@ class MIRNetImageProcessor(BaseImageProcessor):
         original_images: Any = None,
         target_sizes: list[tuple[int, int]] | None = None,
         output_type: str = "pil",
+        upscale: int | None = None,
     ) -> list:
         """Turns the model's `reconstruction` back into images.
 
@@ -307,6 +308,7 @@ class MIRNetImageProcessor(BaseImageProcessor):
                 size (times the scale), mode, bit depth, with its alpha.
             target_sizes: otherwise, the (height, width) to crop each result to (the padding is removed).
             output_type: without `original_images`, `"pil"` (8-bit RGB), `"np"` (float32 HWC) or `"pt"`.
+            upscale: the scale `preprocess` used, when it was not the processor's own.
 
         Returns a list with one image per batch entry.
         """
@@ -321,7 +323,7 @@ class MIRNetImageProcessor(BaseImageProcessor):
             results = []
             for array, original in zip(restored, originals):
                 info = original if isinstance(original, ImageInfo) else to_rgb_array(original)[1]
-                scale = self.upscale
+                scale = self.upscale if upscale is None else upscale
                 cropped = array[: info.height * scale, : info.width * scale]
                 alpha = info.alpha
                 if alpha is not None and scale > 1:

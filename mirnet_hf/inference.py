@@ -311,12 +311,12 @@ class MIRNetRestorer:
         self.stats.tile_shape = shape
         return output
 
-    def check_size(self, image: Any) -> None:
+    def check_size(self, image: Any, upscale: int | None = None) -> None:
         """Refuses an image whose restored size exceeds `max_pixels`, reading only its header."""
         if self.max_pixels is None:
             return
         height, width = _image_size(image)
-        scale = self.processor.upscale
+        scale = self.processor.upscale if upscale is None else upscale
         pixels = height * width * scale * scale
         if pixels > self.max_pixels:
             raise ValueError(
@@ -326,17 +326,21 @@ class MIRNetRestorer:
                 "raise max_pixels (--max-pixels) to restore it anyway."
             )
 
-    def __call__(self, image: Any, progress: ProgressCallback | None = None) -> Any:
+    def __call__(self, image: Any, progress: ProgressCallback | None = None, upscale: int | None = None) -> Any:
         """Restores one image (PIL image, HWC array, CHW tensor or path) and returns it in its input's
-        kind, size (times the scale), mode and bit depth."""
-        self.check_size(image)
+        kind, size (times the scale), mode and bit depth.
+
+        `upscale` overrides the model's super-resolution scale (for a model trained on several scales)."""
+        if upscale is not None and (isinstance(upscale, bool) or not isinstance(upscale, int) or upscale < 1):
+            raise ValueError(f"upscale={upscale!r} is not valid; it must be a positive whole number (2, 3, 4).")
+        self.check_size(image, upscale)
         with pil_pixel_limit(self.max_pixels):
             rgb, info = to_rgb_array(image)
-        pixel_values = self.processor(images=rgb, return_tensors="pt", size_divisor=1)["pixel_values"]
+        pixel_values = self.processor(images=rgb, return_tensors="pt", size_divisor=1, upscale=upscale)
         del rgb
-        reconstruction = self.restore_tensor(pixel_values, progress=progress)
+        reconstruction = self.restore_tensor(pixel_values["pixel_values"], progress=progress)
         del pixel_values
-        return self.processor.post_process(reconstruction, original_images=[info])[0]
+        return self.processor.post_process(reconstruction, original_images=[info], upscale=upscale)[0]
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from string import Template
 
@@ -77,4 +78,88 @@ def write_model_card(output_dir: str | Path, model: nn.Module, origin: str, prov
         raise ValueError(f"origin={origin!r} is not valid; use 'converted'.")
     path = Path(output_dir) / "README.md"
     path.write_text(render_model_card(model, title, summary, text), encoding="utf-8")
+    return path
+
+
+def model_index(model_name: str, task: str, evaluations: list) -> str:
+    """`model-index` YAML (the Hub's evaluation widget) for (label, result) pairs; label is "DATASET (setting)"."""
+    if not evaluations:
+        return ""
+    lines = ["model-index:", f"- name: {_yaml_string(model_name)}", "  results:"]
+    for label, result in evaluations:
+        dataset, _, setting = label.partition(" (")
+        setting = setting.rstrip(")")
+        suffix = f" ({setting})" if setting else ""
+        lines += [
+            "  - task:",
+            "      type: image-to-image",
+            f"      name: {_yaml_string(task)}",
+            "    dataset:",
+            f"      name: {_yaml_string(dataset)}",
+            f"      type: {_yaml_string(dataset)}",
+            "    metrics:",
+            "    - type: psnr",
+            f"      value: {result.psnr:.2f}",
+            f"      name: {_yaml_string('PSNR' + suffix)}",
+            "    - type: ssim",
+            f"      value: {result.ssim:.4f}",
+            f"      name: {_yaml_string('SSIM' + suffix)}",
+        ]
+    return "\n".join(lines)
+
+
+def _yaml_string(text: str) -> str:
+    return json.dumps(str(text))  # a JSON string is a valid YAML scalar
+
+
+def evaluation_table(evaluations: list) -> str:
+    """The Markdown table of (label, result) pairs, input beside model."""
+    from .evaluation import format_table
+
+    return format_table(evaluations, label="data (setting)") if evaluations else "No evaluation was run."
+
+
+def write_trained_model_card(
+    output_dir: str | Path,
+    model: nn.Module,
+    *,
+    training: dict[str, str],
+    evaluations: list,
+    dataset: str,
+    model_name: str,
+    title: str | None = None,
+    summary: str | None = None,
+) -> Path:
+    """Writes README.md for a folder made by training: the recipe, command, time, hardware and the evaluation
+    table (also as `model-index`).
+
+    Example:
+
+    ```python
+    >>> import tempfile
+    >>> from mirnet_hf import MIRNetConfig, MIRNetForImageRestoration
+    >>> from mirnet_hf.evaluation import EvaluationResult
+    >>> from mirnet_hf.model_card import write_trained_model_card
+    >>> model = MIRNetForImageRestoration(MIRNetConfig(num_features=8, num_rrg=1, num_mrb=1))
+    >>> result = EvaluationResult(images=2, baseline_psnr=20.2, baseline_ssim=0.5, psnr=28.1, ssim=0.8)
+    >>> path = write_trained_model_card(tempfile.mkdtemp(), model, training={"steps": "10"},
+    ...     evaluations=[("CBSD68 (sigma 25)", result)], dataset="folder", model_name="tiny")
+    >>> "value: 28.10" in path.read_text()
+    True
+
+    ```
+    """
+    config = model.config
+    title = title or f"MIRNet {config.version} for {config.task}, trained with mirnet-hf"
+    summary = summary or f"A MIRNet {config.version} network trained for {config.task} with `training/train.py`."
+    details = "\n".join(f"| {key} | {value} |" for key, value in training.items())
+    origin = (
+        f"### Training\n\n| | |\n| --- | --- |\n{details}\n\n"
+        f"### Evaluation\n\nPSNR (dB) and SSIM of the input and of this model (mirnet-hf's evaluation: "
+        f"scikit-image metrics; Y channel with the border cropped for super-resolution).\n\n"
+        f"{evaluation_table(evaluations)}"
+    )
+    metadata = f"datasets:\n- {_yaml_string(dataset)}\n" + model_index(model_name, config.task, evaluations)
+    path = Path(output_dir) / "README.md"
+    path.write_text(render_model_card(model, title, summary, origin, extra_metadata=metadata), encoding="utf-8")
     return path

@@ -106,3 +106,23 @@ def run_in_fresh_interpreter(script: str, *args: str, cwd: Path):
     return subprocess.run(
         [sys.executable, "-c", script, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
     )
+
+
+def photo_crops(count: int, size: tuple[int, int] = (64, 48), offset: int = 0) -> list:
+    """`count` real photo crops (PIL, width x height `size`) from CBSD432, for data sets made in tests."""
+    from PIL import Image
+
+    files = sorted((DATASETS / "CBSD432").glob("*.jpg"))[offset : offset + count]
+    crops = []
+    for path in files:
+        with Image.open(path) as image:
+            crops.append(image.convert("RGB").crop((100, 80, 100 + size[0], 80 + size[1])))
+    return crops
+
+
+def make_image_folder(folder: Path, images: list, prefix: str = "img") -> Path:
+    """Writes images as PNGs into `folder` (an `imagefolder` data set); returns the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, image in enumerate(images):
+        image.save(folder / f"{prefix}{index:03d}.png")
+    return folder

@@ -1,0 +1,368 @@
+"""Training and evaluation data: image data sets through 🤗 `datasets`, turned into restoration patches.
+
+A data set is a Hub id, a local folder of images (`imagefolder`; paired folders name both files in a
+`metadata.csv` with `input_file_name` and `target_file_name` columns) or a folder written by
+`Dataset.save_to_disk`. It is either *paired* (an input and a target image column) or *clean-only* (one image
+column, degraded on the fly by `mirnet_hf.degradations`).
+
+`RestorationPatches` yields random patches with flips, sharded across processes. Every patch is a pure function
+of (seed, epoch, position), and each carries its position, so a resumed run continues exactly where the
+interrupted one stopped.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .degradations import Degradation, upsample_bicubic
+from .image_processing_mirnet import to_rgb_array
+
+logger = logging.getLogger(__name__)
+
+INPUT_COLUMNS = ("input", "noisy", "degraded", "lr", "low", "source", "input_image")
+TARGET_COLUMNS = ("target", "clean", "gt", "ground_truth", "hr", "high", "target_image")
+IMAGE_COLUMNS = ("image", "img", "clean", "target", "hr", "picture")
+
+
+def load_image_dataset(
+    dataset_name: str | Path,
+    split: str = "train",
+    *,
+    dataset_config_name: str | None = None,
+    streaming: bool = False,
+    cache_dir: str | None = None,
+):
+    """Loads one split of an image data set: a `save_to_disk` folder, a local image folder or a Hub id.
+
+    Example:
+
+    ```python
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> from mirnet_hf.data import load_image_dataset
+    >>> folder = tempfile.mkdtemp()
+    >>> Image.new("RGB", (32, 32)).save(f"{folder}/a.png")
+    >>> load_image_dataset(folder).column_names
+    ['image']
+
+    ```
+    """
+    import datasets
+
+    path = Path(dataset_name)
+    if path.is_dir() and any(
+        (path / name).is_file() for name in ("dataset_info.json", "state.json", "dataset_dict.json")
+    ):
+        loaded = datasets.load_from_disk(str(path))
+        if isinstance(loaded, datasets.DatasetDict):
+            if split not in loaded:
+                raise ValueError(f"split={split!r} is not in {str(path)!r}; it has: {', '.join(loaded)}.")
+            loaded = loaded[split]
+        return loaded.to_iterable_dataset(num_shards=max(1, min(64, len(loaded)))) if streaming else loaded
+    if path.is_dir():
+        return datasets.load_dataset(
+            "imagefolder", data_dir=str(path), split=split, streaming=streaming, cache_dir=cache_dir
+        )
+    if path.exists() or str(dataset_name).startswith((".", "/")):
+        raise FileNotFoundError(
+            f"dataset {str(dataset_name)!r} is not a folder (a Hub id or a local folder is needed)."
+        )
+    try:
+        return datasets.load_dataset(
+            str(dataset_name), dataset_config_name, split=split, streaming=streaming, cache_dir=cache_dir
+        )
+    except Exception as error:  # the Hub's many failure types all mean the same to a user
+        raise RuntimeError(
+            f"could not load the dataset {str(dataset_name)!r} (split {split!r}) from the Hugging Face Hub: {error}. "
+            "Check the id and your connection, or pass a local folder."
+        ) from error
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which columns hold the images: `input` is None for clean-only data."""
+
+    target: str
+    input: str | None = None
+
+    @property
+    def paired(self) -> bool:
+        return self.input is not None
+
+
+def resolve_columns(
+    column_names: list[str], input_column: str | None = None, target_column: str | None = None, kind: str = "auto"
+) -> Columns:
+    """Picks the image columns (the given names, else the usual ones) and checks they exist.
+
+    `kind` is "paired", "clean" or "auto" (paired when both an input and a target column are found).
+
+    Example:
+
+    ```python
+    >>> from mirnet_hf.data import resolve_columns
+    >>> resolve_columns(["noisy", "clean", "id"])
+    Columns(target='clean', input='noisy')
+    >>> resolve_columns(["image", "label"])
+    Columns(target='image', input=None)
+
+    ```
+    """
+    if kind not in ("auto", "paired", "clean"):
+        raise ValueError(f"kind={kind!r} is not valid; use 'auto', 'paired' or 'clean'.")
+    available = ", ".join(column_names)
+    for name in (input_column, target_column):
+        if name is not None and name not in column_names:
+            raise ValueError(f"column {name!r} is not in the dataset; its columns are: {available}.")
+
+    def first(candidates):
+        return next((name for name in candidates if name in column_names), None)
+
+    found_input = input_column or first(INPUT_COLUMNS)
+    found_target = target_column or first([name for name in TARGET_COLUMNS if name != found_input])
+    if kind == "paired" or (kind == "auto" and input_column is not None):
+        if found_input is None or found_target is None:
+            raise ValueError(
+                "paired data needs an input and a target image column "
+                f"(input: one of {', '.join(INPUT_COLUMNS)}; target: one of {', '.join(TARGET_COLUMNS)}; or "
+                f"--input_column/--target_column); its columns are: {available}."
+            )
+        return Columns(target=found_target, input=found_input)
+    if kind == "auto" and found_input is not None and found_target is not None:
+        return Columns(target=found_target, input=found_input)
+    image = target_column or first(IMAGE_COLUMNS)
+    if image is None:
+        raise ValueError(
+            f"no image column found (one of {', '.join(IMAGE_COLUMNS)}, or --target_column); "
+            f"its columns are: {available}."
+        )
+    return Columns(target=image)
+
+
+def undecoded(dataset, columns: Columns):
+    """The data set with its image columns left as bytes/paths, so a corrupt file can be skipped."""
+    import datasets
+
+    for name in filter(None, (columns.input, columns.target)):
+        feature = (dataset.features or {}).get(name)
+        if isinstance(feature, datasets.Image):
+            dataset = dataset.cast_column(name, datasets.Image(decode=False))
+    return dataset
+
+
+def decode_image(value: Any) -> np.ndarray:
+    """An RGB float32 (height, width, 3) array in [0, 1] from a data set cell (bytes/path dict, PIL image or
+    path)."""
+    if isinstance(value, dict):
+        if value.get("bytes"):
+            value = io.BytesIO(value["bytes"])
+        elif value.get("path"):
+            value = value["path"]
+        else:
+            raise ValueError("the image cell has neither bytes nor a path")
+    if isinstance(value, (str, Path, io.BytesIO)):
+        with Image.open(value) as opened:
+            opened.load()
+            rgb, _ = to_rgb_array(opened)
+    else:
+        rgb, _ = to_rgb_array(value)
+    rgb = np.asarray(rgb, dtype=np.float32)
+    if rgb.ndim != 3 or rgb.shape[-1] < 3:
+        rgb = np.repeat(rgb.reshape(rgb.shape[0], rgb.shape[1], -1)[..., :1], 3, axis=-1)
+    return rgb[..., :3]
+
+
+def _to_tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float()
+
+
+def align_pair(input_image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Brings a paired input to its target's size: a low-resolution input whose target is an integer multiple
+    of it is upsampled (bicubic), as the model's processor does at inference."""
+    if input_image.shape[-2:] == target.shape[-2:]:
+        return input_image
+    scale = target.shape[-2] // max(1, input_image.shape[-2])
+    if scale > 1 and tuple(target.shape[-2:]) == (input_image.shape[-2] * scale, input_image.shape[-1] * scale):
+        return upsample_bicubic(input_image, scale)
+    raise ValueError(
+        f"input {tuple(input_image.shape[-2:])} and target {tuple(target.shape[-2:])} differ in size and the "
+        "target is not an integer multiple of the input"
+    )
+
+
+class RestorationPatches(torch.utils.data.IterableDataset):
+    """Random (input, target) patches from an image data set, endless, sharded across processes.
+
+    Args:
+        dataset: a `datasets.Dataset` or `datasets.IterableDataset` (streaming).
+        columns: the image columns (`resolve_columns`).
+        degradation: how to make inputs for clean-only data (None for paired data).
+        patch_size: side of the square patches (default 128, the paper's).
+        flips: random horizontal and vertical flips.
+        small_images: "pad" (reflect) or "skip" images smaller than a patch; both are counted in `counts`.
+        seed, rank, world_size: each process reads its own share; the same seed gives the same patches.
+
+    Each item is a dict with `pixel_values` (input), `labels` (target) and `position` ((epoch, index) of the
+    example in this process's stream), and `start_after(position)` resumes right after a consumed item.
+
+    Example:
+
+    ```python
+    >>> import datasets, numpy as np
+    >>> from PIL import Image
+    >>> from mirnet_hf.data import Columns, RestorationPatches
+    >>> from mirnet_hf.degradations import Degradation
+    >>> images = [Image.fromarray(np.full((40, 40, 3), 128, np.uint8))] * 3
+    >>> data = datasets.Dataset.from_dict({"image": images}).cast_column("image", datasets.Image())
+    >>> patches = RestorationPatches(data, Columns("image"), Degradation("denoising"), patch_size=32)
+    >>> item = next(iter(patches))
+    >>> tuple(item["pixel_values"].shape), tuple(item["labels"].shape)
+    ((3, 32, 32), (3, 32, 32))
+
+    ```
+    """
+
+    def __init__(
+        self,
+        dataset,
+        columns: Columns,
+        degradation: Degradation | None = None,
+        *,
+        patch_size: int = 128,
+        flips: bool = True,
+        small_images: str = "pad",
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle_buffer_size: int = 1000,
+    ):
+        if not columns.paired and degradation is None:
+            raise ValueError("clean-only data needs a degradation (the task) to make its inputs.")
+        if small_images not in ("pad", "skip"):
+            raise ValueError(f"small_images={small_images!r} is not valid; use 'pad' or 'skip'.")
+        multiple = degradation.size_multiple if degradation is not None and not columns.paired else 1
+        if patch_size < 8 or patch_size % multiple:
+            raise ValueError(
+                f"patch_size={patch_size!r} is not valid; it must be at least 8 and a multiple of {multiple}."
+            )
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank={rank} is not valid for world_size={world_size}.")
+        self.dataset = undecoded(dataset, columns)
+        self.columns, self.degradation = columns, degradation
+        self.patch_size, self.flips, self.small_images = patch_size, flips, small_images
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.shuffle_buffer_size = shuffle_buffer_size
+        self.start = (0, 0)
+        self.counts: Counter = Counter()
+
+    def start_after(self, position: tuple[int, int] | None) -> None:
+        """Resume after the example at `position` (the last item consumed), or from the start for None."""
+        self.start = (0, 0) if position is None else (int(position[0]), int(position[1]) + 1)
+
+    @property
+    def streaming(self) -> bool:
+        import datasets
+
+        return isinstance(self.dataset, datasets.IterableDataset)
+
+    def _epoch_examples(self, epoch: int, skip: int) -> Iterator[dict]:
+        if self.streaming:
+            from datasets.distributed import split_dataset_by_node
+
+            stream = self.dataset.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer_size)
+            stream.set_epoch(epoch)
+            stream = split_dataset_by_node(stream, rank=self.rank, world_size=self.world_size)
+            yield from stream.skip(skip) if skip else stream
+            return
+        count = len(self.dataset)
+        if count < self.world_size:
+            raise ValueError(f"the dataset has {count} images, fewer than the {self.world_size} processes.")
+        order = np.random.default_rng([self.seed, epoch]).permutation(count)
+        # Every process gets the same number of examples per epoch, so they stay in step.
+        mine = order[: count - count % self.world_size][self.rank :: self.world_size]
+        for index in mine[skip:]:
+            yield self.dataset[int(index)]
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        epoch, position = self.start
+        while True:
+            produced = False
+            for offset, example in enumerate(self._epoch_examples(epoch, position)):
+                item = self.make_item(example, epoch, position + offset)
+                if item is not None:
+                    produced = True
+                    yield item
+            if not produced and position == 0:
+                raise RuntimeError(
+                    f"no usable image in an epoch of the data set (skipped: {dict(self.counts)}); check the data, "
+                    "or use small_images='pad'."
+                )
+            epoch, position = epoch + 1, 0
+
+    def make_item(self, example: dict, epoch: int, index: int) -> dict[str, torch.Tensor] | None:
+        """The patch of one example (None when it is skipped)."""
+        generator = torch.Generator().manual_seed(
+            int(np.random.default_rng([self.seed, epoch, self.rank, index]).integers(2**62))
+        )
+        try:
+            target = _to_tensor(decode_image(example[self.columns.target]))
+            source = _to_tensor(decode_image(example[self.columns.input])) if self.columns.paired else None
+            if source is not None:
+                source = align_pair(source, target)
+        except Exception as error:
+            self.counts["corrupt"] += 1
+            logger.warning("skipping an unreadable example (epoch %d, index %d): %s", epoch, index, error)
+            return None
+        size = self.patch_size
+        height, width = target.shape[-2:]
+        if height < size or width < size:
+            if self.small_images == "skip":
+                self.counts["skipped_small"] += 1
+                return None
+            self.counts["padded_small"] += 1
+            pad = (0, max(0, size - width), 0, max(0, size - height))
+            # Reflect needs the pad to be smaller than the side; replicate covers tiny images.
+            mode = "reflect" if size - height < height and size - width < width else "replicate"
+            target = F.pad(target[None], pad, mode=mode)[0]
+            source = None if source is None else F.pad(source[None], pad, mode=mode)[0]
+            height, width = target.shape[-2:]
+        top = int(torch.randint(height - size + 1, (), generator=generator))
+        left = int(torch.randint(width - size + 1, (), generator=generator))
+        target = target[:, top : top + size, left : left + size]
+        source = source[:, top : top + size, left : left + size] if source is not None else None
+        if self.flips:
+            flip_width = bool(torch.rand((), generator=generator) < 0.5)
+            flip_height = bool(torch.rand((), generator=generator) < 0.5)
+            dims = [dim for dim, flip in ((-1, flip_width), (-2, flip_height)) if flip]
+            if dims:
+                target = target.flip(dims)
+                source = source.flip(dims) if source is not None else None
+        if source is None:
+            source = self.degradation.apply(target, generator)
+        return {
+            "pixel_values": source.contiguous(),
+            "labels": target.contiguous(),
+            "position": torch.tensor([epoch, index]),
+        }
+
+
+__all__ = [
+    "load_image_dataset",
+    "resolve_columns",
+    "Columns",
+    "RestorationPatches",
+    "decode_image",
+    "align_pair",
+    "undecoded",
+]

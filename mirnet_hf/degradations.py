@@ -1,0 +1,289 @@
+"""Synthetic degradations that turn clean images into training and evaluation inputs, one per task.
+
+Every function takes a clean (channels, height, width) float tensor in [0, 1] and a `torch.Generator`, so a
+fixed seed gives the same degraded image on every machine and in every process. `Degradation` holds a task's
+settings (drawn per image from ranges during training, fixed for evaluation).
+
+Protocols:
+
+- denoising: additive white Gaussian noise with sigma drawn from `sigma_range` (0-255 scale), or, with
+  probability `poisson_probability`, Poisson-Gaussian noise (shot noise of `photons` per unit level and a
+  Gaussian read noise) as a camera makes it.
+- super-resolution: bicubic (antialiased) downscale by `scale`, optional Gaussian blur before it and JPEG after
+  it, then bicubic upsampling back to the high-resolution size (the RealSR protocol: the network maps the
+  upsampled image to the sharp one).
+- low-light: the image is darkened by a gamma above 1 and an exposure scale, then shot and read noise are
+  added and the result quantised to 8 bits, as a short exposure would record it.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+TASKS = ("denoising", "super-resolution", "low-light-enhancement")
+
+
+def _uniform(generator: torch.Generator, low: float, high: float) -> float:
+    return low + (high - low) * torch.rand((), generator=generator).item()
+
+
+def _check_image(image: torch.Tensor) -> None:
+    if not isinstance(image, torch.Tensor) or image.ndim != 3 or not image.is_floating_point():
+        raise TypeError(
+            f"expected a (channels, height, width) float tensor in [0, 1], got "
+            f"{type(image).__name__} {tuple(getattr(image, 'shape', ()))}."
+        )
+
+
+def add_gaussian_noise(image: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
+    """Adds white Gaussian noise of standard deviation `sigma` on the 0-255 scale (not clipped, as in the
+    denoising benchmarks' protocol)."""
+    _check_image(image)
+    noise = torch.randn(image.shape, generator=generator, dtype=image.dtype)
+    return image + noise * (sigma / 255.0)
+
+
+def add_poisson_gaussian_noise(
+    image: torch.Tensor, photons: float, read_sigma: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Shot noise (Poisson with `photons` expected at level 1) plus Gaussian read noise (`read_sigma`, 0-255)."""
+    _check_image(image)
+    if photons <= 0:
+        raise ValueError(f"photons={photons!r} is not valid; it must be positive.")
+    shot = torch.poisson(image.clamp(0, 1) * photons, generator=generator) / photons
+    return add_gaussian_noise(shot.to(image.dtype), read_sigma, generator)
+
+
+def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Isotropic Gaussian blur (reflect padding); `sigma` in pixels, 0 leaves the image as it is."""
+    if sigma <= 0:
+        return image
+    radius = max(1, math.ceil(3 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=image.dtype)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    channels = image.shape[0]
+    padded = F.pad(image[None], (radius, radius, radius, radius), mode="reflect")
+    horizontal = kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1)
+    vertical = kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1)
+    return F.conv2d(F.conv2d(padded, horizontal, groups=channels), vertical, groups=channels)[0]
+
+
+def bicubic_resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Bicubic resize (antialiased when shrinking, like MATLAB's imresize), clamped to [0, 1]."""
+    shrinking = height < image.shape[-2] or width < image.shape[-1]
+    resized = F.interpolate(
+        image[None], size=(height, width), mode="bicubic", align_corners=False, antialias=shrinking
+    )
+    return resized[0].clamp(0, 1)
+
+
+def jpeg_roundtrip(image: torch.Tensor, quality: int) -> torch.Tensor:
+    """Encodes and decodes the image as a JPEG of the given quality (1-95), as web images are."""
+    if not 1 <= quality <= 95:
+        raise ValueError(f"quality={quality!r} is not valid; it must be from 1 to 95.")
+    array = (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(buffer, "JPEG", quality=quality)
+    decoded = np.asarray(Image.open(buffer)).astype(np.float32) / 255
+    if decoded.ndim == 2:
+        decoded = decoded[..., None]
+    return torch.from_numpy(decoded).permute(2, 0, 1).to(image.dtype)
+
+
+def downscale_bicubic(image: torch.Tensor, scale: int) -> torch.Tensor:
+    """The low-resolution image of the bicubic protocol: the size is floored to a multiple of `scale` first
+    (as Set5/Set14 crop their HR images), then shrunk by `scale`."""
+    height, width = (image.shape[-2] // scale) * scale, (image.shape[-1] // scale) * scale
+    return bicubic_resize(image[:, :height, :width], height // scale, width // scale)
+
+
+def super_resolution_input(
+    image: torch.Tensor,
+    scale: int,
+    blur_sigma: float = 0.0,
+    jpeg_quality: int | None = None,
+) -> torch.Tensor:
+    """The network input for super-resolution of a clean image whose sides are multiples of `scale`:
+    (blur), bicubic down by `scale`, (JPEG), then bicubic up to the original size."""
+    _check_image(image)
+    if scale not in (2, 3, 4):
+        raise ValueError(f"scale={scale!r} is not valid; use 2, 3 or 4.")
+    height, width = image.shape[-2:]
+    if height % scale or width % scale:
+        raise ValueError(f"the image is {width}x{height}; crop it to a multiple of scale={scale} first.")
+    low = downscale_bicubic(gaussian_blur(image, blur_sigma), scale)
+    if jpeg_quality is not None:
+        low = jpeg_roundtrip(low, jpeg_quality)
+    return upsample_bicubic(low, scale)
+
+
+def upsample_bicubic(image: torch.Tensor, scale: int) -> torch.Tensor:
+    """Bicubic upsampling by an integer scale, the same as `MIRNetImageProcessor` applies at inference."""
+    return bicubic_resize(image, image.shape[-2] * scale, image.shape[-1] * scale)
+
+
+def darken(
+    image: torch.Tensor,
+    exposure: float,
+    gamma: float,
+    photons: float | None,
+    read_sigma: float,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """A low-light shot of a well-exposed image: `exposure * image ** gamma`, shot noise (`photons` at level
+    1; None for none), Gaussian read noise (`read_sigma`, 0-255 scale), clipped and quantised to 8 bits."""
+    _check_image(image)
+    if not 0 < exposure <= 1:
+        raise ValueError(f"exposure={exposure!r} is not valid; it must be in (0, 1].")
+    if gamma <= 0:
+        raise ValueError(f"gamma={gamma!r} is not valid; it must be positive.")
+    dark = exposure * image.clamp(0, 1) ** gamma
+    if photons is not None:
+        dark = torch.poisson(dark * photons, generator=generator) / photons
+    dark = add_gaussian_noise(dark, read_sigma, generator)
+    return quantize_8bit(dark)
+
+
+def quantize_8bit(image: torch.Tensor) -> torch.Tensor:
+    """Clips to [0, 1] and rounds to the 256 levels of an 8-bit image."""
+    return (image.clamp(0, 1) * 255).round() / 255
+
+
+@dataclass
+class Degradation:
+    """How clean images are degraded for one task. Ranges are drawn uniformly per image; set both ends equal
+    for a fixed level (evaluation).
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from mirnet_hf.degradations import Degradation
+    >>> clean = torch.full((3, 64, 64), 0.5)
+    >>> noisy = Degradation("denoising", sigma_range=(25, 25)).apply(clean, torch.Generator().manual_seed(0))
+    >>> round(float((noisy - clean).std() * 255))
+    25
+
+    ```
+    """
+
+    task: str
+    # denoising
+    sigma_range: tuple[float, float] = (0.0, 55.0)
+    poisson_probability: float = 0.0
+    photons_range: tuple[float, float] = (50.0, 1000.0)
+    # super-resolution
+    scales: tuple[int, ...] = (2,)
+    blur_probability: float = 0.0
+    blur_sigma_range: tuple[float, float] = (0.2, 1.5)
+    jpeg_probability: float = 0.0
+    jpeg_quality_range: tuple[int, int] = (60, 95)
+    # low light
+    exposure_range: tuple[float, float] = (0.05, 0.3)
+    gamma_range: tuple[float, float] = (1.2, 2.2)
+    low_light_photons_range: tuple[float, float] | None = (300.0, 3000.0)
+    read_sigma_range: tuple[float, float] = (0.5, 3.0)
+    extra: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"task={self.task!r} has no synthetic degradation; valid: {', '.join(TASKS)}.")
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name.endswith("_range") and value is not None:
+                value = tuple(value)
+                if len(value) != 2 or value[0] > value[1] or value[0] < 0:
+                    raise ValueError(
+                        f"{item.name}={value!r} is not valid; it must be (low, high) with 0 <= low <= high."
+                    )
+                setattr(self, item.name, value)
+        self.scales = tuple(int(scale) for scale in self.scales)
+        if not self.scales or any(scale not in (2, 3, 4) for scale in self.scales):
+            raise ValueError(f"scales={self.scales!r} is not valid; use one or more of 2, 3, 4.")
+        for name in ("poisson_probability", "blur_probability", "jpeg_probability"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not valid; it must be in [0, 1].")
+
+    @property
+    def size_multiple(self) -> int:
+        """Patch sides must be a multiple of this (the super-resolution scales' least common multiple)."""
+        return math.lcm(*self.scales) if self.task == "super-resolution" else 1
+
+    def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The degraded input for `clean` (same size), drawn with `generator`, clipped and quantised to 8 bits
+        as a saved photo is (what users will feed the model)."""
+        return quantize_8bit(self._degrade(clean, generator))
+
+    def _degrade(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if self.task == "denoising":
+            sigma = _uniform(generator, *self.sigma_range)
+            if torch.rand((), generator=generator).item() < self.poisson_probability:
+                photons = math.exp(_uniform(generator, *map(math.log, self.photons_range)))
+                return add_poisson_gaussian_noise(clean, photons, sigma / 4, generator)
+            return add_gaussian_noise(clean, sigma, generator)
+        if self.task == "super-resolution":
+            scale = self.scales[int(torch.randint(len(self.scales), (), generator=generator))]
+            blur = 0.0
+            if torch.rand((), generator=generator).item() < self.blur_probability:
+                blur = _uniform(generator, *self.blur_sigma_range)
+            quality = None
+            if torch.rand((), generator=generator).item() < self.jpeg_probability:
+                quality = round(_uniform(generator, *self.jpeg_quality_range))
+            height, width = (clean.shape[-2] // scale) * scale, (clean.shape[-1] // scale) * scale
+            degraded = super_resolution_input(clean[:, :height, :width], scale, blur, quality)
+            return F.pad(degraded, (0, clean.shape[-1] - width, 0, clean.shape[-2] - height), mode="replicate")
+        photons = None
+        if self.low_light_photons_range is not None:
+            photons = math.exp(_uniform(generator, *map(math.log, self.low_light_photons_range)))
+        return darken(
+            clean,
+            exposure=_uniform(generator, *self.exposure_range),
+            gamma=_uniform(generator, *self.gamma_range),
+            photons=photons,
+            read_sigma=_uniform(generator, *self.read_sigma_range),
+            generator=generator,
+        )
+
+
+# Fixed evaluation protocols (documented in the README): one per reported level.
+def evaluation_degradation(task: str, level: float) -> Degradation:
+    """The fixed degradation of an evaluation level: sigma for denoising, the scale for super-resolution,
+    and for low light the exposure (gamma 2.0, 1000 photons, read noise 1.0)."""
+    if task == "denoising":
+        return Degradation(task, sigma_range=(level, level))
+    if task == "super-resolution":
+        return Degradation(task, scales=(int(level),))
+    if task == "low-light-enhancement":
+        return Degradation(
+            task,
+            exposure_range=(level, level),
+            gamma_range=(2.0, 2.0),
+            low_light_photons_range=(1000.0, 1000.0),
+            read_sigma_range=(1.0, 1.0),
+        )
+    raise ValueError(f"task={task!r} is not valid; valid: {', '.join(TASKS)}.")
+
+
+__all__ = [
+    "TASKS",
+    "Degradation",
+    "evaluation_degradation",
+    "add_gaussian_noise",
+    "add_poisson_gaussian_noise",
+    "gaussian_blur",
+    "bicubic_resize",
+    "downscale_bicubic",
+    "upsample_bicubic",
+    "super_resolution_input",
+    "jpeg_roundtrip",
+    "darken",
+    "quantize_8bit",
+]

@@ -1,0 +1,244 @@
+"""The training script end to end: a tiny model on real photo crops, in subprocesses as users run it."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from hub_server import LocalHub
+
+from conftest import REPO, make_image_folder, photo_crops
+from mirnet_hf.training import parse_args
+
+pytestmark = pytest.mark.slow
+TRAIN = str(REPO / "training" / "train.py")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_data")
+    return {
+        "train": make_image_folder(root / "train", photo_crops(8, size=(48, 48))),
+        "validation": make_image_folder(root / "validation", photo_crops(2, size=(64, 48), offset=20)),
+    }
+
+
+def base_args(data, output_dir, steps=12, **extra):
+    args = {
+        "--task": "denoising",
+        "--dataset_name": str(data["train"]),
+        "--output_dir": str(output_dir),
+        "--config_name": "mirnet-tiny",
+        "--max_train_steps": str(steps),
+        "--train_batch_size": "2",
+        "--patch_size": "32",
+        "--sigma_range": ["10", "30"],
+        "--checkpointing_steps": "4",
+        "--checkpoints_total_limit": "2",
+        "--validation_steps": "1000",
+        "--logging_steps": "2",
+        "--report_to": "none",
+        "--learning_rate": "1e-3",
+    }
+    args.update(extra)
+    flat = []
+    for key, value in args.items():
+        if value is None:
+            flat.append(key)
+        elif isinstance(value, list):
+            flat += [key, *value]
+        else:
+            flat += [key, value]
+    return flat
+
+
+def environment(**extra):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env.update(extra)
+    return env
+
+
+def run(args, env=None, timeout=600, script=TRAIN):
+    return subprocess.run(
+        [sys.executable, script, *args], capture_output=True, text=True, env=env or environment(), timeout=timeout
+    )
+
+
+def history(output_dir) -> dict[int, float]:
+    """Loss per step (the last record of a step wins: a resumed run repeats the steps after its checkpoint)."""
+    losses = {}
+    path = Path(output_dir) / "logs" / "history.jsonl"
+    for line in path.read_text().splitlines() if path.exists() else []:
+        record = json.loads(line)
+        if "train/loss" in record:
+            losses[record["step"]] = record["train/loss"]
+    return losses
+
+
+def test_training_writes_a_loadable_model_with_its_card_and_pushes_it(tmp_path, data):
+    output = tmp_path / "run"
+    extra = {
+        "--validation_dataset_name": str(data["validation"]),
+        "--validation_split": "train",
+        "--validation_steps": "6",
+        "--report_to": "tensorboard",
+        "--push_to_hub": None,
+        "--hub_model_id": "alice/mirnet-test-denoiser",
+        "--use_ema": None,
+        "--ema_decay": "0.5",
+    }
+    args = base_args(data, output, **extra)
+    with LocalHub(token="hf_alice") as hub:
+        env = environment(HF_ENDPOINT=hub.endpoint, HF_TOKEN="hf_alice", HF_HUB_DISABLE_XET="1")
+        env.pop("HF_HUB_OFFLINE", None)
+        finished = run(args, env=env)
+        assert finished.returncode == 0, finished.stderr[-3000:]
+        pushed = hub.state.repos["alice/mirnet-test-denoiser"]
+
+    # The folder is a from_pretrained folder that restores images.
+    from mirnet_hf import MIRNetForImageRestoration, restore
+
+    model = MIRNetForImageRestoration.from_pretrained(output)
+    assert model.config.task == "denoising"
+    photo = photo_crops(1, size=(40, 30))[0]
+    assert restore(photo, output, device="cpu").size == (40, 30)
+
+    # Losses per step, learning rate and throughput were logged; the progress bar showed them.
+    losses = history(output)
+    assert sorted(losses) == list(range(1, 13))
+    records = [json.loads(line) for line in (output / "logs" / "history.jsonl").read_text().splitlines()]
+    assert any("train/images_per_second" in r and r["train/images_per_second"] > 0 for r in records)
+    assert any("validation/psnr" in r and "validation/input_psnr" in r for r in records)
+    assert "img_s=" in finished.stderr and "lr=" in finished.stderr
+    assert list((output / "logs").rglob("events.out.tfevents.*")), "no TensorBoard log"
+    # Rotation keeps the newest checkpoints only.
+    assert sorted(p.name for p in output.glob("checkpoint-*")) == ["checkpoint-12", "checkpoint-8"]
+
+    card = (output / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["pipeline_tag"] == "image-to-image"
+    metrics = meta["model-index"][0]["results"][0]["metrics"]
+    assert [m["type"] for m in metrics] == ["psnr", "ssim"] and metrics[0]["value"] > 0
+    for expected in ("train.py", "--max_train_steps 12", "training time", "hardware", "EMA", "validation (sigma 25)"):
+        assert expected in card, expected
+
+    # What reached the Hub: the model folder, not checkpoints or logs.
+    assert {"config.json", "model.safetensors", "preprocessor_config.json", "README.md"} <= set(pushed)
+    assert not any(name.startswith(("checkpoint-", "logs/")) for name in pushed)
+    assert pushed["README.md"].decode() == card
+
+
+def test_push_failures_keep_the_folder_and_say_why(tmp_path, data):
+    output = tmp_path / "run"
+    args = base_args(data, output, steps=2, **{"--push_to_hub": None, "--hub_model_id": "alice/m"})
+    # No token.
+    env = environment(HF_HOME=str(tmp_path / "hf_home"), HF_HUB_DISABLE_XET="1")
+    env.pop("HF_TOKEN", None)
+    finished = run(args, env=env)
+    assert finished.returncode == 1
+    assert "no Hugging Face token" in finished.stderr and f"kept in {output}" in finished.stderr
+    assert (output / "model.safetensors").is_file()
+    # The Hub cannot be reached (nothing listens on the port).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env.update(HF_TOKEN="hf_x", HF_ENDPOINT=f"http://127.0.0.1:{port}")
+    env.pop("HF_HUB_OFFLINE", None)
+    finished = run(
+        base_args(data, tmp_path / "run2", steps=2, **{"--push_to_hub": None, "--hub_model_id": "a/m"}), env
+    )
+    assert finished.returncode == 1
+    assert "could not push to a/m" in finished.stderr and "kept in" in finished.stderr
+    assert (tmp_path / "run2" / "model.safetensors").is_file()
+
+
+def test_sigkill_then_resume_gives_the_losses_of_an_uninterrupted_run(tmp_path, data):
+    steps = 40
+    reference = tmp_path / "reference"
+    finished = run(base_args(data, reference, steps=steps, **{"--checkpointing_steps": "5"}))
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    expected = history(reference)
+
+    interrupted = tmp_path / "interrupted"
+    args = base_args(data, interrupted, steps=steps, **{"--checkpointing_steps": "5"})
+    process = subprocess.Popen([sys.executable, TRAIN, *args], env=environment(), stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while max(history(interrupted), default=0) < 12 and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = max(history(interrupted))
+    assert killed_at < steps, "the run finished before it could be killed"
+
+    finished = run(args + ["--resume_from_checkpoint", "latest"])
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "resumed from" in finished.stderr
+    resumed = history(interrupted)
+    assert sorted(resumed) == list(range(1, steps + 1))
+    assert resumed == expected  # every step's loss, bit for bit
+
+
+def test_sigterm_saves_a_checkpoint_and_exits(tmp_path, data):
+    output = tmp_path / "run"
+    args = base_args(data, output, steps=10_000, **{"--checkpointing_steps": "1000"})
+    process = subprocess.Popen([sys.executable, TRAIN, *args], env=environment(), stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while max(history(output), default=0) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr[-2000:]
+    assert "stopped by signal" in stderr
+    checkpoints = list(output.glob("checkpoint-*"))
+    assert len(checkpoints) == 1 and (checkpoints[0] / "COMPLETE").is_file()
+    stopped_at = int(checkpoints[0].name.split("-")[1])
+    assert 3 <= stopped_at < 10_000
+
+
+def test_two_processes_step_together_on_different_data(tmp_path, data):
+    output = tmp_path / "run"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    launcher = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port),
+        str(REPO / "tests" / "scripts" / "train_and_report.py"),
+    ]  # fmt: skip
+    env = environment(ACCELERATE_USE_CPU="1")
+    finished = subprocess.run(
+        [*launcher, *base_args(data, output, steps=6)], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    reports = [json.loads((output / f"rank-{rank}.json").read_text()) for rank in range(2)]
+    assert [r["world_size"] for r in reports] == [2, 2]
+    assert [r["step"] for r in reports] == [6, 6]
+    assert reports[0]["weights_sha256"] == reports[1]["weights_sha256"]
+    # Each rank read its own half of every epoch.
+    first_epoch = [set(r["seen"]["0"]) for r in reports]
+    assert len(first_epoch[0]) == len(first_epoch[1]) == 4
+    assert not first_epoch[0] & first_epoch[1]
+    assert json.loads((output / "checkpoint-4" / "COMPLETE").read_text())["step"] == 4
+
+
+def test_yaml_config_sets_defaults_and_the_command_line_wins(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"task": "super-resolution", "dataset_name": "x", "output_dir": "o",
+                                      "scales": [2, 4], "max_train_steps": 7}))  # fmt: skip
+    args = parse_args(["--config", str(config), "--max_train_steps", "9"])
+    assert (args.task, args.scales, args.max_train_steps, args.learning_rate) == ("super-resolution", [2, 4], 9, 2e-4)
+    config.write_text("taks: denoising\n")
+    with pytest.raises(SystemExit):
+        parse_args(["--config", str(config)])
+
+
+def test_shipped_configs_parse():
+    for path in sorted((REPO / "training" / "configs").glob("*.yaml")):
+        args = parse_args(["--config", str(path)])
+        assert args.task in ("denoising", "super-resolution", "low-light-enhancement"), path
