@@ -129,9 +129,10 @@ def write_trained_model_card(
     model_name: str,
     title: str | None = None,
     summary: str | None = None,
+    comparison: str = "",
 ) -> Path:
     """Writes README.md for a folder made by training: the recipe, command, time, hardware and the evaluation
-    table (also as `model-index`).
+    table (also as `model-index`); `comparison` is Markdown appended after it (e.g. classical methods).
 
     Example:
 
@@ -157,7 +158,7 @@ def write_trained_model_card(
         f"### Training\n\n| | |\n| --- | --- |\n{details}\n\n"
         f"### Evaluation\n\nPSNR (dB) and SSIM of the input and of this model (mirnet-hf's evaluation: "
         f"scikit-image metrics; Y channel with the border cropped for super-resolution).\n\n"
-        f"{evaluation_table(evaluations)}"
+        f"{evaluation_table(evaluations)}" + (f"\n\n{comparison}" if comparison else "")
     )
     metadata = f"datasets:\n- {_yaml_string(dataset)}\n" + model_index(model_name, config.task, evaluations)
     path = Path(output_dir) / "README.md"

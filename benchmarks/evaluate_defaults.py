@@ -1,0 +1,267 @@
+"""Evaluates the shipped default checkpoints against classical methods, one table per task.
+
+    .venv/bin/python benchmarks/evaluate_defaults.py                 # all tasks, prints Markdown tables
+    .venv/bin/python benchmarks/evaluate_defaults.py --task denoising --max-images 8
+    .venv/bin/python benchmarks/evaluate_defaults.py --json outputs/evaluation.json
+
+Every method in a table sees the same fixed-seed degraded images (`mirnet_hf.evaluation`), and every row has
+its seconds per megapixel on this machine (MIRNet with its default inference settings). Classical methods:
+CBM3D (`bm3d` package) for denoising, with the true sigma for synthetic noise and sigma estimated by
+scikit-image for real noise (PolyU); bicubic for super-resolution; gamma correction, histogram equalisation and
+CLAHE (scikit-image) for low light. CBM3D is slow (over a minute per megapixel on 2 cores), so the denoising
+tables use the first `--max-images` images of each set (all methods on the same images).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from mirnet_hf.degradations import upsample_bicubic
+from mirnet_hf.evaluation import EvaluationPair, degrade_for_evaluation, image_metrics
+from mirnet_hf.inference import MIRNetRestorer
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = ROOT.parent / "shared" / "datasets"
+CHECKPOINTS = {task: ROOT / "checkpoints" / f"mirnet-v2-compact-{task}" for task in
+               ("denoising", "super-resolution", "low-light-enhancement")}  # fmt: skip
+PUBLISHED = {
+    # Y-PSNR, bicubic degradation (datasets README and the SRCNN paper)
+    ("Set5", 2): {"bicubic": 33.66, "SRCNN": 36.66},
+    ("Set5", 3): {"bicubic": 30.39, "SRCNN": 32.75},
+    ("Set5", 4): {"bicubic": 28.42, "SRCNN": 30.48, "EDSR": 32.46},
+    ("Set14", 2): {"bicubic": 30.24, "SRCNN": 32.42},
+    ("Set14", 3): {"bicubic": 27.55, "SRCNN": 29.28},
+    ("Set14", 4): {"bicubic": 26.00, "SRCNN": 27.50, "EDSR": 28.80},
+}
+PUBLISHED_CBSD68 = {15: (33.52, 33.90, 34.30), 25: (30.71, 31.24, 31.69), 50: (27.38, 27.95, 28.51)}
+LOW_LIGHT_EXPOSURES = (0.1, 0.2)
+
+
+@dataclass
+class Row:
+    method: str
+    psnr: float
+    ssim: float
+    seconds_per_mp: float
+    images: int
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), np.float32) / 255
+
+
+def run_method(
+    method: Callable[[EvaluationPair], np.ndarray], pairs: list[EvaluationPair], y_channel: bool, name: str
+) -> Row:
+    psnrs, ssims, seconds, megapixels = [], [], 0.0, 0.0
+    for pair in pairs:
+        started = time.perf_counter()
+        output = method(pair)
+        seconds += time.perf_counter() - started
+        output = output[: pair.target.shape[0], : pair.target.shape[1]]
+        psnr, ssim = image_metrics(
+            output, pair.target, y_channel=y_channel, crop_border=pair.scale if y_channel else 0
+        )
+        psnrs.append(psnr)
+        ssims.append(ssim)
+        megapixels += pair.target.shape[0] * pair.target.shape[1] / 1e6
+    return Row(name, float(np.mean(psnrs)), float(np.mean(ssims)), seconds / megapixels, len(pairs))
+
+
+def identity(pair: EvaluationPair) -> np.ndarray:
+    return pair.baseline
+
+
+def mirnet_method(restorer: MIRNetRestorer, task: str):
+    def restore(pair: EvaluationPair) -> np.ndarray:
+        return restorer(pair.input, upscale=pair.scale if task == "super-resolution" else None)
+
+    return restore
+
+
+def cbm3d(sigma: float | None):
+    import bm3d
+
+    def run(pair: EvaluationPair) -> np.ndarray:
+        level = sigma
+        if level is None:  # real noise: estimate it, as a user of CBM3D would have to
+            from skimage.restoration import estimate_sigma
+
+            level = float(estimate_sigma(pair.input, channel_axis=-1, average_sigmas=True)) * 255
+        return np.clip(bm3d.bm3d_rgb(pair.input, level / 255), 0, 1)
+
+    return run
+
+
+def gamma_correction(pair: EvaluationPair) -> np.ndarray:
+    """Gamma chosen per image to bring the mean level to 0.45 (a fixed gamma cannot fit every exposure)."""
+    mean = float(np.clip(pair.input.mean(), 1e-3, 0.99))
+    return np.clip(pair.input, 0, 1) ** (np.log(0.45) / np.log(mean))
+
+
+def _on_value_channel(function):
+    def run(pair: EvaluationPair) -> np.ndarray:
+        from skimage.color import hsv2rgb, rgb2hsv
+
+        hsv = rgb2hsv(np.clip(pair.input, 0, 1))
+        hsv[..., 2] = function(hsv[..., 2])
+        return hsv2rgb(hsv)
+
+    return run
+
+
+def histogram_equalisation(pair: EvaluationPair) -> np.ndarray:
+    from skimage.exposure import equalize_hist
+
+    return _on_value_channel(equalize_hist)(pair)
+
+
+def clahe(pair: EvaluationPair) -> np.ndarray:
+    from skimage.exposure import equalize_adapthist
+
+    return _on_value_channel(lambda v: equalize_adapthist(v, clip_limit=0.01))(pair)
+
+
+def clean_pairs(folder: str, task: str, level: float, max_images: int | None) -> list[EvaluationPair]:
+    files = sorted((DATASETS / folder).glob("*.png"))[:max_images]
+    return [degrade_for_evaluation(load_rgb(path), task, level, seed, path.name) for seed, path in enumerate(files)]
+
+
+def set_pairs(folder: str, scale: int) -> list[EvaluationPair]:
+    pairs = []
+    for low_path in sorted((DATASETS / folder / f"image_SRF_{scale}").glob("*_LR.png")):
+        low, high = load_rgb(low_path), load_rgb(Path(str(low_path).replace("_LR", "_HR")))
+        upsampled = upsample_bicubic(torch.from_numpy(low).permute(2, 0, 1), scale).permute(1, 2, 0).numpy()
+        pairs.append(EvaluationPair(low_path.name, low, high, upsampled, scale=scale))
+    return pairs
+
+
+def polyu_pairs(max_images: int | None) -> list[EvaluationPair]:
+    pairs = []
+    for noisy_path in sorted((DATASETS / "PolyU").glob("*_real.JPG"))[:max_images]:
+        noisy = load_rgb(noisy_path)
+        clean = load_rgb(Path(str(noisy_path).replace("_real", "_mean")))
+        pairs.append(EvaluationPair(noisy_path.name, noisy, clean, noisy))
+    return pairs
+
+
+def table(title: str, rows: list[tuple[str, Row]], note: str = "") -> str:
+    lines = [
+        f"### {title}",
+        "",
+        "| data | method | images | PSNR (dB) | SSIM | s/MP |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for data, row in rows:
+        lines.append(
+            f"| {data} | {row.method} | {row.images} | {row.psnr:.2f} | {row.ssim:.4f} | {row.seconds_per_mp:.2f} |"
+        )
+    return "\n".join(lines + ([f"\n{note}"] if note else []))
+
+
+def evaluate_denoising(restorer: MIRNetRestorer, max_images: int | None, with_cbm3d: bool) -> list[tuple[str, Row]]:
+    rows = []
+    ours = mirnet_method(restorer, "denoising")
+    for folder in ("CBSD68", "Kodak24"):
+        for sigma in (15, 25, 50):
+            pairs = clean_pairs(folder, "denoising", sigma, max_images)
+            label = f"{folder} sigma {sigma}"
+            rows.append((label, run_method(identity, pairs, False, "noisy input")))
+            if with_cbm3d:
+                rows.append((label, run_method(cbm3d(sigma), pairs, False, "CBM3D (true sigma)")))
+            rows.append((label, run_method(ours, pairs, False, "MIRNet (ours)")))
+            print(f"  {label} done", file=sys.stderr)
+    pairs = polyu_pairs(max_images)
+    rows.append(("PolyU real noise", run_method(identity, pairs, False, "noisy input")))
+    if with_cbm3d:
+        rows.append(("PolyU real noise", run_method(cbm3d(None), pairs, False, "CBM3D (estimated sigma)")))
+    rows.append(("PolyU real noise", run_method(ours, pairs, False, "MIRNet (ours)")))
+    return rows
+
+
+def evaluate_super_resolution(restorer: MIRNetRestorer, max_images: int | None) -> list[tuple[str, Row]]:
+    rows = []
+    ours = mirnet_method(restorer, "super-resolution")
+    for scale in (2, 3, 4):
+        for folder in ("Set5", "Set14", "CBSD68", "Kodak24"):
+            if folder.startswith("Set"):
+                pairs = set_pairs(folder, scale)
+            else:
+                pairs = clean_pairs(folder, "super-resolution", scale, max_images)
+            label = f"{folder} x{scale}"
+            rows.append((label, run_method(identity, pairs, True, "bicubic")))
+            rows.append((label, run_method(ours, pairs, True, "MIRNet (ours)")))
+    return rows
+
+
+def evaluate_low_light(restorer: MIRNetRestorer, max_images: int | None) -> list[tuple[str, Row]]:
+    rows = []
+    ours = mirnet_method(restorer, "low-light-enhancement")
+    methods = [
+        ("dark input", identity),
+        ("gamma correction", gamma_correction),
+        ("histogram equalisation", histogram_equalisation),
+        ("CLAHE", clahe),
+        ("MIRNet (ours)", ours),
+    ]
+    for folder in ("CBSD68", "Kodak24"):
+        for exposure in LOW_LIGHT_EXPOSURES:
+            pairs = clean_pairs(folder, "low-light-enhancement", exposure, max_images)
+            for name, method in methods:
+                rows.append((f"{folder} exposure {exposure:g}", run_method(method, pairs, False, name)))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", choices=["all", *CHECKPOINTS], default="all")
+    parser.add_argument("--max-images", type=int, default=8, help="images per set for denoising (CBM3D is slow)")
+    parser.add_argument("--no-cbm3d", action="store_true", help="skip CBM3D (for a quick look)")
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    args = parser.parse_args(argv)
+    results: dict[str, list] = {}
+    tasks = list(CHECKPOINTS) if args.task == "all" else [args.task]
+    for task in tasks:
+        restorer = MIRNetRestorer(CHECKPOINTS[task], device="cpu")  # default inference settings
+        print(f"evaluating {task} ...", file=sys.stderr)
+        if task == "denoising":
+            rows = evaluate_denoising(restorer, args.max_images or None, not args.no_cbm3d)
+            published = ", ".join(
+                f"sigma {s}: CBM3D {a} / DnCNN {b} / DRUNet {c}" for s, (a, b, c) in PUBLISHED_CBSD68.items()
+            )
+            note = f"Published CBSD68 figures (all 68 images): {published} dB."
+            print(table("Denoising (RGB PSNR/SSIM; PolyU: noisy shot against the mean of many shots)", rows, note))
+        elif task == "super-resolution":
+            rows = evaluate_super_resolution(restorer, None)
+            published = "; ".join(
+                f"{name} x{scale}: " + ", ".join(f"{k} {v}" for k, v in values.items())
+                for (name, scale), values in PUBLISHED.items()
+            )
+            note = f"Published (Y-PSNR, MATLAB bicubic): {published} dB."
+            print(
+                table("Super-resolution (Y-channel PSNR/SSIM, border cropped; one model for all scales)", rows, note)
+            )
+        else:
+            rows = evaluate_low_light(restorer, None)
+            note = "Protocol: exposure x image^2.0, 1000 photons shot noise, read noise 1/255, 8-bit (fixed seeds)."
+            print(table("Low-light enhancement (RGB PSNR/SSIM)", rows, note))
+        print()
+        results[task] = [{"data": data, **row.__dict__} for data, row in rows]
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

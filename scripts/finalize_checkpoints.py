@@ -1,0 +1,123 @@
+"""Copies the trained default models into checkpoints/ with model cards holding their evaluation.
+
+    .venv/bin/python benchmarks/evaluate_defaults.py --json outputs/evaluation.json
+    .venv/bin/python scripts/finalize_checkpoints.py --evaluation outputs/evaluation.json
+
+Reads each training run's folder (outputs/train-<task>, from training/configs/default_*.yaml): its weights,
+configuration, processor and the training table of its model card. Writes checkpoints/mirnet-v2-compact-<task>/
+with exactly config.json, model.safetensors, preprocessor_config.json and README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from mirnet_hf import MIRNetForImageRestoration
+from mirnet_hf.evaluation import EvaluationResult
+from mirnet_hf.model_card import write_trained_model_card
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = {
+    "denoising": ("train-denoising", "default_denoising.yaml"),
+    "super-resolution": ("train-super-resolution", "default_super_resolution.yaml"),
+    "low-light-enhancement": ("train-low-light", "default_low_light.yaml"),
+}
+FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
+SUMMARIES = {
+    "denoising": "Blind denoiser for Gaussian (sigma 0-55) and Poisson-Gaussian camera-like noise.",
+    "super-resolution": "One model for x2, x3 and x4 super-resolution (bicubic degradation); choose the scale at "
+    "call time (`MIRNetRestorer(...)(image, upscale=3)`); `pipeline()` uses x2, the config's scale.",
+    "low-light-enhancement": "Brightens and denoises dark shots (synthetic exposure, gamma, shot and read noise).",
+}
+
+
+def training_table(card: str) -> dict[str, str]:
+    """The `| key | value |` rows of the Training section of a card written by the trainer."""
+    rows, inside = {}, False
+    for line in card.splitlines():
+        if line.lstrip("#").strip() == "Training":
+            inside = True
+        elif line.startswith("#") and inside:
+            break
+        elif inside and line.startswith("| ") and not line.startswith("| ---") and line.strip() != "| | |":
+            key, value = (cell.strip() for cell in line.strip().strip("|").split("|", 1))
+            rows[key] = value
+    return rows
+
+
+BASELINES = ("noisy input", "bicubic", "dark input")
+
+
+def setting_label(data: str) -> str:
+    """ "CBSD68 sigma 25" -> "CBSD68 (sigma 25)", the trainer's label style (dataset, then the setting)."""
+    name, _, setting = data.partition(" ")
+    return f"{name} ({setting})"
+
+
+def result_with_baseline(row: dict, rows: list[dict]) -> EvaluationResult:
+    baseline = next(other for other in rows if other["data"] == row["data"] and other["method"] in BASELINES)
+    return EvaluationResult(
+        images=row["images"],
+        psnr=row["psnr"],
+        ssim=row["ssim"],
+        baseline_psnr=baseline["psnr"],
+        baseline_ssim=baseline["ssim"],
+        seconds=row["seconds_per_mp"],
+        megapixels=1.0,
+    )
+
+
+def comparison_table(rows: list[dict]) -> str:
+    lines = ["### Against classical methods", "", "| data | method | images | PSNR (dB) | SSIM | s/MP |",
+             "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for row in rows:
+        lines.append(
+            f"| {row['data']} | {row['method']} | {row['images']} | {row['psnr']:.2f} | {row['ssim']:.4f} | "
+            f"{row['seconds_per_mp']:.2f} |"
+        )
+    lines.append("\n(`benchmarks/evaluate_defaults.py`, 2 CPU cores, default inference settings.)")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--evaluation", type=Path, required=True, help="JSON from benchmarks/evaluate_defaults.py")
+    args = parser.parse_args()
+    evaluation = json.loads(args.evaluation.read_text())
+    for task, (run, config) in RUNS.items():
+        source = ROOT / "outputs" / run
+        target = ROOT / "checkpoints" / f"mirnet-v2-compact-{task}"
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        for name in FILES:
+            shutil.copy2(source / name, target / name)
+        model = MIRNetForImageRestoration.from_pretrained(target)
+        training = training_table((source / "README.md").read_text())
+        training["config"] = f"`training/configs/{config}`"
+        rows = evaluation.get(task, [])
+        ours = [
+            (setting_label(row["data"]), result_with_baseline(row, rows))
+            for row in rows
+            if row["method"] == "MIRNet (ours)" and "PolyU" not in row["data"]
+        ]
+        write_trained_model_card(
+            target,
+            model,
+            training=training,
+            evaluations=ours,
+            dataset="CBSD432 (BSDS500 training photos)",
+            model_name=f"mirnet-v2-compact-{task}",
+            title=f"MIRNet-v2 compact: {task}",
+            summary=SUMMARIES[task],
+            comparison=comparison_table(rows),
+        )
+        size = (target / "model.safetensors").stat().st_size / 1e6
+        print(f"{target.relative_to(ROOT)}: {size:.1f} MB, {len(ours)} model-index results")
+
+
+if __name__ == "__main__":
+    main()

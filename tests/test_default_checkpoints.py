@@ -1,0 +1,52 @@
+"""The shipped default checkpoints: Hub-shaped folders that load offline and restore real photos."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import DATASETS, REPO
+from mirnet_hf import MIRNetForImageRestoration, MIRNetRestorer
+from mirnet_hf.evaluation import degrade_for_evaluation, image_metrics
+
+CHECKPOINTS = REPO / "checkpoints"
+# task -> (level, minimum PSNR gain over the degraded input in dB, Y channel)
+CASES = {
+    "denoising": [(25, 6.0, False)],
+    "super-resolution": [(2, 1.0, True), (3, 0.7, True), (4, 0.4, True)],
+    "low-light-enhancement": [(0.1, 8.0, False)],
+}
+
+
+def kodak_crop() -> np.ndarray:
+    from PIL import Image
+
+    image = Image.open(DATASETS / "Kodak24" / "kodim19.png").convert("RGB").crop((100, 100, 340, 340))
+    return np.asarray(image, np.float32) / 255
+
+
+@pytest.mark.parametrize("task", list(CASES))
+def test_folder_is_a_hub_model_repo_under_20_mb(task):
+    folder = CHECKPOINTS / f"mirnet-v2-compact-{task}"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md", "config.json", "model.safetensors", "preprocessor_config.json",
+    ]  # fmt: skip
+    assert (folder / "model.safetensors").stat().st_size < 20e6
+    card = (folder / "README.md").read_text()
+    assert "model-index:" in card and "pipeline_tag: image-to-image" in card and "training time" in card
+
+
+@pytest.mark.parametrize(
+    ("task", "level", "gain", "y_channel"), [(t, *c) for t, cases in CASES.items() for c in cases]
+)
+def test_default_model_restores_a_real_photo(task, level, gain, y_channel):
+    folder = CHECKPOINTS / f"mirnet-v2-compact-{task}"
+    model = MIRNetForImageRestoration.from_pretrained(folder)
+    assert model.config.task == task
+    pair = degrade_for_evaluation(kodak_crop(), task, level, seed=7)
+    restorer = MIRNetRestorer(model, device="cpu")
+    restored = restorer(pair.input, upscale=pair.scale if task == "super-resolution" else None)
+    border = pair.scale if y_channel else 0
+    before, _ = image_metrics(pair.baseline, pair.target, y_channel=y_channel, crop_border=border)
+    after, _ = image_metrics(restored, pair.target, y_channel=y_channel, crop_border=border)
+    assert after - before > gain, f"{task} at {level}: {before:.2f} -> {after:.2f} dB"
+    assert torch.isfinite(torch.from_numpy(restored)).all()
