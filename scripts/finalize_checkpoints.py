@@ -15,9 +15,12 @@ import json
 import shutil
 from pathlib import Path
 
-from mirnet_hf import MIRNetForImageRestoration
+from safetensors.torch import load_file
+
+from mirnet_hf import MIRNetConfig, MIRNetForImageRestoration
 from mirnet_hf.evaluation import EvaluationResult
 from mirnet_hf.model_card import write_trained_model_card
+from mirnet_hf.training import find_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = {
@@ -25,7 +28,7 @@ RUNS = {
     "super-resolution": ("train-super-resolution", "default_super_resolution.yaml"),
     "low-light-enhancement": ("train-low-light", "default_low_light.yaml"),
 }
-FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
+FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "README.md")
 SUMMARIES = {
     "denoising": "Blind denoiser for Gaussian (sigma 0-55) and Poisson-Gaussian camera-like noise.",
     "super-resolution": "One model for x2, x3 and x4 super-resolution (bicubic degradation); choose the scale at "
@@ -84,19 +87,30 @@ def comparison_table(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--evaluation", type=Path, required=True, help="JSON from benchmarks/evaluate_defaults.py")
+    parser.add_argument("--evaluation", type=Path, help="JSON from benchmarks/evaluate_defaults.py")
     args = parser.parse_args()
-    evaluation = json.loads(args.evaluation.read_text())
+    evaluation = json.loads(args.evaluation.read_text()) if args.evaluation else {}
     for task, (run, config) in RUNS.items():
         source = ROOT / "outputs" / run
         target = ROOT / "checkpoints" / f"mirnet-v2-compact-{task}"
         if target.exists():
             shutil.rmtree(target)
         target.mkdir(parents=True)
-        for name in FILES:
-            shutil.copy2(source / name, target / name)
-        model = MIRNetForImageRestoration.from_pretrained(target)
+        # The raw weights of the last checkpoint, not the run's EMA: these runs kept an EMA without warm-up
+        # (fixed since), which after 2000 steps still held 0.999**2000 = 14% of the random initial weights.
+        checkpoint = find_checkpoint(source, "latest")
+        model = MIRNetForImageRestoration(MIRNetConfig.from_pretrained(source))
+        model.load_state_dict(load_file(checkpoint / "model.safetensors"))
+        model.save_pretrained(target)
+        for extra in target.iterdir():
+            if extra.name not in FILES:
+                extra.unlink()  # the installed package provides the code; the folder holds the four Hub files
+        shutil.copy2(source / "preprocessor_config.json", target / "preprocessor_config.json")
         training = training_table((source / "README.md").read_text())
+        training["shipped weights"] = (
+            f"the raw weights of {checkpoint.name} (the final step); the run's weight average had no warm-up "
+            "and still held 14% of the initial weights, so it is not used"
+        )
         training["config"] = f"`training/configs/{config}`"
         rows = evaluation.get(task, [])
         ours = [
@@ -113,7 +127,7 @@ def main() -> None:
             model_name=f"mirnet-v2-compact-{task}",
             title=f"MIRNet-v2 compact: {task}",
             summary=SUMMARIES[task],
-            comparison=comparison_table(rows),
+            comparison=comparison_table(rows) if rows else "",
         )
         size = (target / "model.safetensors").stat().st_size / 1e6
         print(f"{target.relative_to(ROOT)}: {size:.1f} MB, {len(ours)} model-index results")
