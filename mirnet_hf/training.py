@@ -249,6 +249,8 @@ class ExponentialMovingAverage:
         return {"weights": self.model.state_dict(), "updates": self.updates}
 
     def load_state_dict(self, state: dict) -> None:
+        if "weights" not in state:  # checkpoints from before the warm-up held the bare weights
+            state = {"weights": state, "updates": 0}
         self.model.load_state_dict(state["weights"])
         self.updates = int(state["updates"])
 

@@ -29,6 +29,13 @@ RUNS = {
     "low-light-enhancement": ("train-low-light", "default_low_light.yaml"),
 }
 FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "README.md")
+# How each shipped run actually went, beyond its YAML (recorded in the card).
+RUN_NOTES = {
+    "denoising": "planned for 2000 steps; stopped with SIGTERM at step 1406 and resumed with 2600 "
+    "(`--resume_from_checkpoint latest`), which stretched the cosine schedule from there",
+    "low-light-enhancement": "planned for 2000 steps; stopped with SIGTERM at step 1364 and resumed with 2600 "
+    "(`--resume_from_checkpoint latest`), which stretched the cosine schedule from there",
+}
 SUMMARIES = {
     "denoising": "Blind denoiser for Gaussian (sigma 0-55) and Poisson-Gaussian camera-like noise.",
     "super-resolution": "One model for x2, x3 and x4 super-resolution (bicubic degradation); choose the scale at "
@@ -96,8 +103,8 @@ def main() -> None:
         if target.exists():
             shutil.rmtree(target)
         target.mkdir(parents=True)
-        # The raw weights of the last checkpoint, not the run's EMA: these runs kept an EMA without warm-up
-        # (fixed since), which after 2000 steps still held 0.999**2000 = 14% of the random initial weights.
+        # The raw weights of the last checkpoint, not the run's EMA: these runs started with an EMA without
+        # warm-up (fixed since), which after 2000 steps still held 0.999**2000 = 14% of the initial weights.
         checkpoint = find_checkpoint(source, "latest")
         model = MIRNetForImageRestoration(MIRNetConfig.from_pretrained(source))
         model.load_state_dict(load_file(checkpoint / "model.safetensors"))
@@ -107,9 +114,11 @@ def main() -> None:
                 extra.unlink()  # the installed package provides the code; the folder holds the four Hub files
         shutil.copy2(source / "preprocessor_config.json", target / "preprocessor_config.json")
         training = training_table((source / "README.md").read_text())
+        if task in RUN_NOTES:
+            training["schedule"] = RUN_NOTES[task]
         training["shipped weights"] = (
             f"the raw weights of {checkpoint.name} (the final step); the run's weight average had no warm-up "
-            "and still held 14% of the initial weights, so it is not used"
+            "and still held a share of the initial weights (0.999 ** steps), so it is not used"
         )
         training["config"] = f"`training/configs/{config}`"
         rows = evaluation.get(task, [])
