@@ -563,7 +563,8 @@ class Trainer:
                 if args.validation_steps and self.state.step % args.validation_steps == 0:
                     self.validate()
                 stopping = self._stop_requested(stop)
-                if self.state.step % args.checkpointing_steps == 0 or stopping:
+                last_step = self.state.step == args.max_train_steps  # the final weights are a checkpoint too
+                if self.state.step % args.checkpointing_steps == 0 or stopping or last_step:
                     path = self.save_checkpoint()
                     if stopping:
                         progress.close()

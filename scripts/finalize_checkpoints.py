@@ -114,11 +114,14 @@ def main() -> None:
                 extra.unlink()  # the installed package provides the code; the folder holds the four Hub files
         shutil.copy2(source / "preprocessor_config.json", target / "preprocessor_config.json")
         training = training_table((source / "README.md").read_text())
+        training["hardware"] += " (the three default runs shared one 2-core machine, one thread each)"
         if task in RUN_NOTES:
             training["schedule"] = RUN_NOTES[task]
+        saved_at, total = checkpoint.name.split("-")[1], training.get("steps", "?").split(" ")[0]
         training["shipped weights"] = (
-            f"the raw weights of {checkpoint.name} (the final step); the run's weight average had no warm-up "
-            "and still held a share of the initial weights (0.999 ** steps), so it is not used"
+            f"the raw weights of the last checkpoint, step {saved_at} of {total} (the learning rate was below 3e-6 "
+            "from there on); the run's weight average is not used: it started without warm-up (fixed since) "
+            "and held a share of the initial weights"
         )
         training["config"] = f"`training/configs/{config}`"
         rows = evaluation.get(task, [])

@@ -144,6 +144,7 @@ def test_push_failures_keep_the_folder_and_say_why(tmp_path, data):
     assert finished.returncode == 1
     assert "no Hugging Face token" in finished.stderr and f"kept in {output}" in finished.stderr
     assert (output / "model.safetensors").is_file()
+    assert (output / "checkpoint-2" / "COMPLETE").is_file()  # the last step is saved even off the 4-step grid
     # The Hub cannot be reached (nothing listens on the port).
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
