@@ -146,7 +146,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         )
         return 2
     from .data import load_image_dataset, resolve_columns
-    from .evaluation import evaluate_dataset, format_table
+    from .evaluation import default_levels, evaluate_dataset, format_table
 
     try:
         restorer = MIRNetRestorer(
@@ -160,7 +160,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     task = args.task or restorer.config.task
     count = min(len(dataset), args.max_images or len(dataset))
     levels = None if columns.paired else args.level
-    total = count * (1 if columns.paired else len(levels or [0] * (3 if task == "denoising" else 1)))
+    total = count * (1 if columns.paired else len(levels or default_levels(task, restorer.config.upscale)))
     name = Path(str(args.dataset_name)).name or str(args.dataset_name)
     try:
         with tqdm(total=total, desc="evaluating", unit="image", disable=args.quiet) as bar:

@@ -183,7 +183,8 @@ def decode_image(value: Any) -> np.ndarray:
     return rgb[..., :3]
 
 
-def _to_tensor(array: np.ndarray) -> torch.Tensor:
+def to_tensor(array: np.ndarray) -> torch.Tensor:
+    """A (channels, height, width) float tensor from an HWC array."""
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float()
 
 
@@ -316,8 +317,8 @@ class RestorationPatches(torch.utils.data.IterableDataset):
             int(np.random.default_rng([self.seed, epoch, self.rank, index]).integers(2**62))
         )
         try:
-            target = _to_tensor(decode_image(example[self.columns.target]))
-            source = _to_tensor(decode_image(example[self.columns.input])) if self.columns.paired else None
+            target = to_tensor(decode_image(example[self.columns.target]))
+            source = to_tensor(decode_image(example[self.columns.input])) if self.columns.paired else None
             if source is not None:
                 source = align_pair(source, target)
         except Exception as error:

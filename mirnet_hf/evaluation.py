@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .data import Columns, align_pair, decode_image, undecoded
+from .data import Columns, align_pair, decode_image, to_tensor, undecoded
 from .degradations import downscale_bicubic, evaluation_degradation, upsample_bicubic
 
 
@@ -80,13 +80,9 @@ def _array(tensor: torch.Tensor) -> np.ndarray:
     return tensor.permute(1, 2, 0).numpy()
 
 
-def _tensor(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float()
-
-
 def degrade_for_evaluation(clean: np.ndarray, task: str, level: float, seed: int, name: str = "") -> EvaluationPair:
     """The fixed-seed evaluation pair of a clean image (see `evaluation_degradation` for the levels)."""
-    clean_tensor = _tensor(clean)
+    clean_tensor = to_tensor(clean)
     if task == "super-resolution":
         scale = int(level)
         height, width = (clean.shape[0] // scale) * scale, (clean.shape[1] // scale) * scale
@@ -125,7 +121,7 @@ def evaluation_pairs(
             continue
         source = decode_image(example[columns.input])
         scale = target.shape[0] // source.shape[0] if source.shape[0] else 1
-        baseline = _array(align_pair(_tensor(source), _tensor(target)))
+        baseline = _array(align_pair(to_tensor(source), to_tensor(target)))
         yield EvaluationPair(name, source, target, baseline, scale=max(1, scale))
 
 

@@ -35,7 +35,7 @@ import torch
 from .configuration_mirnet import MIRNetConfig
 from .data import RestorationPatches, load_image_dataset, resolve_columns
 from .degradations import TASKS, Degradation
-from .evaluation import EvaluationResult, evaluate, evaluation_pairs, format_table
+from .evaluation import EvaluationResult, evaluate, evaluation_pairs, format_table, level_label
 from .image_processing_mirnet import MIRNetImageProcessor
 from .modeling_mirnet import MIRNetForImageRestoration
 
@@ -480,7 +480,8 @@ class Trainer:
         result = evaluate(restore, pairs, y_channel=super_resolution)
         model.train(was_training)
         name = Path(str(self.args.validation_dataset_name)).name or str(self.args.validation_dataset_name)
-        label = f"{name} ({self._level_label(level, pairs)})"
+        setting = level_label(self.task, pairs[0].scale if pairs and self.task == "super-resolution" else level)
+        label = f"{name} ({setting})"
         self._log(
             {
                 "validation/psnr": result.psnr,
@@ -493,13 +494,6 @@ class Trainer:
         logger.info("step %d validation:\n%s", self.state.step, format_table([(label, result)]))
         self.last_validation, self.last_validation_step = [(label, result)], self.state.step
         return self.last_validation
-
-    def _level_label(self, level, pairs) -> str:
-        if self.task == "super-resolution":
-            return f"x{pairs[0].scale if pairs else int(level or 0)}"
-        if level is None:
-            return "paired"
-        return f"sigma {level:g}" if self.task == "denoising" else f"exposure {level:g}"
 
     def _log_images(self, pairs, samples) -> None:
         if not samples or "tensorboard" not in str(self.args.report_to) and self.args.report_to != "all":
