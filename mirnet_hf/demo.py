@@ -250,9 +250,9 @@ def restore_upload(
     write_image(download, restored, like=loaded)
     after = _as_pil(restored)
     before = _as_pil(loaded.image)
+    width, height = before.size
     if before.size != after.size:
         before = before.resize(after.size, Image.Resampling.BICUBIC)
-    width, height = _as_pil(loaded.image).size
     stats = restorer.stats
     message = (
         f"Restored {width}x{height}{note} → {after.width}x{after.height} in **{seconds:.2f} s** "
