@@ -1,79 +1,166 @@
-"""Training throughput of the paper-size model: a plain float32 eager step against bfloat16 autocast and
-channels-last (the issue's setting: 128x128 patches, batch 4, on this machine's CPU).
+"""Training throughput of the real trainer, one mode at a time, in one run: images per second and seconds per
+optimiser step for the setup the first default models were trained with (float32, eager, data made in the
+training process) against each speed-up and the best combination.
 
-    .venv/bin/python benchmarks/benchmark_training.py            # MIRNet v1 (paper size)
-    .venv/bin/python benchmarks/benchmark_training.py --version v2 --steps 3
+    .venv/bin/python benchmarks/benchmark_training.py --config_name mirnet-v2-compact
+    .venv/bin/python benchmarks/benchmark_training.py --config_name mirnet-v1 --train_batch_size 4 --steps 2
 
-Each mode runs one warm-up step, then `--steps` timed optimiser steps (forward, Charbonnier loss, backward,
-Adam), and prints images per second side by side. The loss after the timed steps is printed as a sanity check
-(every mode starts from the same weights and batch).
+Every mode trains the same model from the same seed on the same CBSD432 patches (denoising, 30% Poisson-Gaussian),
+through `mirnet_hf.training.Trainer`, so data loading, the loss, backward and Adam are all counted. Each runs
+in a fresh process (`--warmup_steps` untimed steps, then `--steps` timed ones) with every core of the machine.
+A second table splits the baseline's step into data, forward, backward and optimiser. The last line is
+`best speed-up X.XXx (MODE)`.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
-import torch
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "datasets" / "CBSD432"
 
-from mirnet_hf import MIRNetConfig, MIRNetForImageRestoration
-
+# (label, trainer flags): the first row is the baseline every speed-up is measured against.
 MODES = [
-    ("float32, eager (plain)", False, False),
-    ("float32, channels-last", False, True),
-    ("bfloat16 autocast", True, False),
-    ("bfloat16 autocast, channels-last", True, True),
+    ("float32, eager, data in-process (as the first defaults)", ["--dataloader_num_workers", "0"]),
+    ("1 data worker", ["--dataloader_num_workers", "1"]),
+    ("bfloat16 autocast", ["--dataloader_num_workers", "0", "--mixed_precision", "bf16"]),
+    ("channels-last", ["--dataloader_num_workers", "0", "--channels_last"]),
+    ("torch.compile", ["--dataloader_num_workers", "0", "--torch_compile"]),
+    (
+        "bf16 + channels-last + 1 worker",
+        ["--dataloader_num_workers", "1", "--mixed_precision", "bf16", "--channels_last"],
+    ),
+    (
+        "bf16 + channels-last + 1 worker + compile",
+        ["--dataloader_num_workers", "1", "--mixed_precision", "bf16", "--channels_last", "--torch_compile"],
+    ),
 ]
 
 
-def time_mode(model, inputs, labels, bf16: bool, channels_last: bool, steps: int) -> tuple[float, float]:
-    model = copy.deepcopy(model).train()
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-4, betas=(0.9, 0.999))
-    durations, loss = [], float("nan")
-    for step in range(steps + 1):
+def trainer_flags(args: argparse.Namespace, output_dir: str) -> list[str]:
+    return [
+        "--task", "denoising", "--poisson_probability", "0.3", "--dataset_name", str(args.dataset),
+        "--config_name", args.config_name, "--patch_size", str(args.patch_size),
+        "--train_batch_size", str(args.train_batch_size), "--output_dir", output_dir, "--report_to", "none",
+        "--max_train_steps", "100000", "--checkpointing_steps", "100000", "--validation_steps", "0",
+        "--mixed_precision", "no",
+    ]  # fmt: skip
+
+
+def measure(args: argparse.Namespace, flags: list[str]) -> dict:
+    """Runs in the child process: builds the trainer, warms up, then times `--steps` optimiser steps."""
+    import torch
+
+    from mirnet_hf.training import Trainer, parse_args
+
+    with tempfile.TemporaryDirectory() as output_dir:
+        trainer = Trainer(parse_args(trainer_flags(args, output_dir) + flags))
+        batches = iter(trainer._data_loader())
+        for _ in range(args.warmup_steps):
+            trainer.training_step(batches)
         started = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            output = model(pixel_values=inputs, labels=labels)
-        output.loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if step:  # the first step warms the allocator and oneDNN's kernel cache
-            durations.append(time.perf_counter() - started)
-        loss = output.loss.item()
-    return inputs.shape[0] / (sum(durations) / len(durations)), loss
+        losses = [trainer.training_step(batches) for _ in range(args.steps)]
+        seconds = (time.perf_counter() - started) / args.steps
+        result = {"seconds_per_step": seconds, "loss": losses[-1], "threads": torch.get_num_threads()}
+        if args.profile:
+            result["profile"] = profile_step(trainer)
+        return result
+
+
+def profile_step(trainer, repeats: int = 3) -> dict[str, float]:
+    """Mean seconds of a step's parts, run one after the other in this process."""
+    import torch
+
+    model, accelerator = trainer.model, trainer.accelerator
+    batches = iter(trainer._data_loader())
+    parts = {"data": 0.0, "forward": 0.0, "backward": 0.0, "optimiser": 0.0}
+    for _ in range(repeats):
+        started = time.perf_counter()
+        batch = next(batches)
+        inputs, labels = batch["pixel_values"], batch["labels"]
+        if trainer.args.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        parts["data"] += time.perf_counter() - started
+        started = time.perf_counter()
+        with accelerator.autocast():
+            loss = model(pixel_values=inputs, labels=labels).loss
+        parts["forward"] += time.perf_counter() - started
+        started = time.perf_counter()
+        accelerator.backward(loss)
+        parts["backward"] += time.perf_counter() - started
+        started = time.perf_counter()
+        trainer.optimizer.step()
+        trainer.optimizer.zero_grad(set_to_none=True)
+        parts["optimiser"] += time.perf_counter() - started
+    return {name: total / repeats for name, total in parts.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--version", choices=("v1", "v2"), default="v1")
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--patch-size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--config_name", default="mirnet-v2-compact", help="A preset of mirnet_hf.training.PRESETS.")
+    parser.add_argument("--patch_size", type=int, default=128)
+    parser.add_argument("--train_batch_size", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=5, help="Timed optimiser steps per mode.")
+    parser.add_argument("--warmup_steps", type=int, default=2, help="Untimed steps first (compilation, caches).")
+    parser.add_argument("--dataset", default=str(DATA), help="Clean training images (default: CBSD432).")
+    parser.add_argument("--modes", nargs="+", type=int, default=None, help="Row numbers to run (default: all).")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    torch.manual_seed(0)
-    model = MIRNetForImageRestoration(MIRNetConfig(version=args.version))
-    parameters = sum(p.numel() for p in model.parameters())
-    labels = torch.rand(args.batch_size, 3, args.patch_size, args.patch_size)
-    inputs = (labels + 0.1 * torch.randn_like(labels)).clamp(0, 1)
+    if args.child is not None:
+        print("RESULT " + json.dumps(measure(args, json.loads(args.child))), flush=True)
+        return
+
+    import torch
+
     print(
-        f"MIRNet {args.version} ({parameters / 1e6:.1f} M parameters), batch {args.batch_size} of "
-        f"{args.patch_size}x{args.patch_size}, {torch.get_num_threads()} threads, torch {torch.__version__}\n"
+        f"{args.config_name}: batch {args.train_batch_size} of {args.patch_size}x{args.patch_size} patches, "
+        f"{os.cpu_count()} cores, torch {torch.__version__}; {args.warmup_steps} warm-up + {args.steps} timed steps "
+        "per mode, each in a fresh process\n"
     )
     print("| mode | images/s | s/step | speed-up | loss after |")
     print("| --- | --- | --- | --- | --- |")
-    baseline = None
-    for name, bf16, channels_last in MODES:
-        images_per_second, loss = time_mode(model, inputs, labels, bf16, channels_last, args.steps)
+    rows = [MODES[index] for index in args.modes] if args.modes else MODES
+    baseline, best, profile = None, (0.0, ""), None
+    for index, (label, flags) in enumerate(rows):
+        command = [sys.executable, __file__, "--child", json.dumps(flags)] + [
+            f"--{name}={getattr(args, name)}"
+            for name in ("config_name", "patch_size", "train_batch_size", "steps", "warmup_steps", "dataset")
+        ]
+        if index == 0:
+            command.append("--profile")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TORCHINDUCTOR_CACHE_DIR": tempfile.mkdtemp()}
+        finished = subprocess.run(command, capture_output=True, text=True, env=env)
+        lines = [line for line in finished.stdout.splitlines() if line.startswith("RESULT ")]
+        if finished.returncode or not lines:
+            print(f"| {label} | failed: {finished.stderr.strip().splitlines()[-1:]} | | | |", flush=True)
+            continue
+        result = json.loads(lines[-1][len("RESULT ") :])
+        images_per_second = args.train_batch_size / result["seconds_per_step"]
         baseline = baseline or images_per_second
+        speedup = images_per_second / baseline
+        if index and speedup > best[0]:
+            best = (speedup, label)
+        profile = profile or result.get("profile")
         print(
-            f"| {name} | {images_per_second:.2f} | {args.batch_size / images_per_second:.1f} | "
-            f"{images_per_second / baseline:.2f}x | {loss:.4f} |",
+            f"| {label} | {images_per_second:.2f} | {result['seconds_per_step']:.2f} | {speedup:.2f}x | "
+            f"{result['loss']:.4f} |",
             flush=True,
         )
+    if profile:
+        total = sum(profile.values())
+        print("\nWhere the baseline's step goes (parts run one after the other):\n")
+        print("| part | s | share |\n| --- | --- | --- |")
+        for name, seconds in profile.items():
+            print(f"| {name} | {seconds:.3f} | {seconds / total:.0%} |")
+    print(f"\nbest speed-up {best[0]:.2f}x ({best[1]})")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ column, degraded on the fly by `mirnet_hf.degradations`).
 
 `RestorationPatches` yields random patches with flips, sharded across processes. Every patch is a pure function
 of (seed, epoch, position), and each carries its position, so a resumed run continues exactly where the
-interrupted one stopped.
+interrupted one stopped. `PatchBatches` batches them in DataLoader worker processes: each process's share is
+split into data streams (one per worker), which the DataLoader reads in turn, so the order of the batches, and a
+resume, stay exact with workers too.
 """
 
 from __future__ import annotations
@@ -215,7 +217,9 @@ class RestorationPatches(torch.utils.data.IterableDataset):
         seed, rank, world_size: each process reads its own share; the same seed gives the same patches.
 
     Each item is a dict with `pixel_values` (input), `labels` (target) and `position` ((epoch, index) of the
-    example in this process's stream), and `start_after(position)` resumes right after a consumed item.
+    example in this process's share), and `start_after(position)` resumes right after a consumed item.
+    `stream_items(stream, num_streams, start)` yields the items of one of `num_streams` interleaved parts of
+    the share (examples whose index is `stream` modulo `num_streams`): the unit a DataLoader worker reads.
 
     Example:
 
@@ -277,14 +281,19 @@ class RestorationPatches(torch.utils.data.IterableDataset):
 
         return isinstance(self.dataset, datasets.IterableDataset)
 
-    def _epoch_examples(self, epoch: int, skip: int) -> Iterator[dict]:
+    def _epoch_examples(self, epoch: int, skip: int, stream: int = 0, num_streams: int = 1) -> Iterator[tuple]:
+        """(index, example) of this process's share of an epoch from index `skip` on, for one data stream."""
         if self.streaming:
             from datasets.distributed import split_dataset_by_node
 
-            stream = self.dataset.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer_size)
-            stream.set_epoch(epoch)
-            stream = split_dataset_by_node(stream, rank=self.rank, world_size=self.world_size)
-            yield from stream.skip(skip) if skip else stream
+            shuffled = self.dataset.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer_size)
+            shuffled.set_epoch(epoch)
+            shuffled = split_dataset_by_node(shuffled, rank=self.rank, world_size=self.world_size)
+            # `iter` rather than a plain loop: inside a DataLoader worker, a plain loop would let `datasets`
+            # hand each worker its own shards, and the stream would depend on the shard count.
+            for index, rows in enumerate(shuffled.iter(batch_size=1)):
+                if index >= skip and index % num_streams == stream:
+                    yield index, {name: values[0] for name, values in rows.items()}
             return
         count = len(self.dataset)
         if count < self.world_size:
@@ -292,24 +301,33 @@ class RestorationPatches(torch.utils.data.IterableDataset):
         order = np.random.default_rng([self.seed, epoch]).permutation(count)
         # Every process gets the same number of examples per epoch, so they stay in step.
         mine = order[: count - count % self.world_size][self.rank :: self.world_size]
-        for index in mine[skip:]:
-            yield self.dataset[int(index)]
+        for index in range(skip, len(mine)):
+            if index % num_streams == stream:
+                yield index, self.dataset[int(mine[index])]
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        epoch, position = self.start
+        return self.stream_items(0, 1, self.start)
+
+    def stream_items(
+        self, stream: int, num_streams: int, start: tuple[int, int] = (0, 0)
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """The endless items of data stream `stream` of `num_streams`, from `start` ((epoch, index)) on."""
+        if not 0 <= stream < num_streams:
+            raise ValueError(f"stream={stream} is not valid for num_streams={num_streams}.")
+        epoch, skip = start
         while True:
             produced = False
-            for offset, example in enumerate(self._epoch_examples(epoch, position)):
-                item = self.make_item(example, epoch, position + offset)
+            for index, example in self._epoch_examples(epoch, skip, stream, num_streams):
+                item = self.make_item(example, epoch, index)
                 if item is not None:
                     produced = True
                     yield item
-            if not produced and position == 0:
+            if not produced and skip == 0:
                 raise RuntimeError(
                     f"no usable image in an epoch of the data set (skipped: {dict(self.counts)}); check the data, "
                     "or use small_images='pad'."
                 )
-            epoch, position = epoch + 1, 0
+            epoch, skip = epoch + 1, 0
 
     def make_item(self, example: dict, epoch: int, index: int) -> dict[str, torch.Tensor] | None:
         """The patch of one example (None when it is skipped)."""
@@ -358,7 +376,85 @@ class RestorationPatches(torch.utils.data.IterableDataset):
         }
 
 
+COUNT_NAMES = ("corrupt", "skipped_small", "padded_small")
+
+
+class PatchBatches(torch.utils.data.IterableDataset):
+    """Batches of `RestorationPatches`, made in DataLoader worker processes, in an order that does not depend on
+    timing, so that a resumed run sees exactly the batches of an uninterrupted one.
+
+    The process's share of the data is split into `num_streams` data streams. Batch k comes from stream
+    `(first_stream + k) % num_streams`: a DataLoader with `num_workers == num_streams` asks its workers in turn
+    (worker w reads stream `(first_stream + w) % num_streams`), and without workers the streams are read in turn
+    in this process, giving the same batches.
+
+    Each batch holds `pixel_values`, `labels`, its `stream`, the `position` ((epoch, index)) of its last example
+    and the stream's cumulative `counts` of corrupt, skipped and padded images (see `COUNT_NAMES`).
+
+    Example:
+
+    ```python
+    >>> import datasets, numpy as np, torch
+    >>> from PIL import Image
+    >>> from mirnet_hf.data import Columns, PatchBatches, RestorationPatches
+    >>> from mirnet_hf.degradations import Degradation
+    >>> images = [Image.fromarray(np.full((40, 40, 3), 9 * i, np.uint8)) for i in range(6)]
+    >>> data = datasets.Dataset.from_dict({"image": images}).cast_column("image", datasets.Image())
+    >>> patches = RestorationPatches(data, Columns("image"), Degradation("denoising"), patch_size=32)
+    >>> batches = PatchBatches(patches, batch_size=2, num_streams=2)
+    >>> loader = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=0)
+    >>> [int(batch["stream"]) for batch, _ in zip(loader, range(4))]
+    [0, 1, 0, 1]
+
+    ```
+    """
+
+    def __init__(
+        self,
+        patches: RestorationPatches,
+        batch_size: int,
+        *,
+        num_streams: int = 1,
+        starts: list[tuple[int, int]] | None = None,
+        first_stream: int = 0,
+    ):
+        if batch_size < 1 or num_streams < 1:
+            raise ValueError(f"batch_size={batch_size} and num_streams={num_streams} must be at least 1.")
+        starts = [(0, 0)] * num_streams if starts is None else [tuple(map(int, start)) for start in starts]
+        if len(starts) != num_streams:
+            raise ValueError(f"{len(starts)} start positions given for {num_streams} data streams.")
+        self.patches, self.batch_size, self.num_streams = patches, batch_size, num_streams
+        self.starts, self.first_stream = starts, first_stream % num_streams
+
+    def _batches(self, stream: int) -> Iterator[dict[str, torch.Tensor]]:
+        items = self.patches.stream_items(stream, self.num_streams, self.starts[stream])
+        while True:
+            chunk = [next(items) for _ in range(self.batch_size)]
+            counts = [self.patches.counts[name] for name in COUNT_NAMES]
+            yield {
+                "pixel_values": torch.stack([item["pixel_values"] for item in chunk]),
+                "labels": torch.stack([item["labels"] for item in chunk]),
+                "stream": torch.tensor(stream),
+                "position": chunk[-1]["position"],
+                "counts": torch.tensor(counts),
+            }
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        worker = torch.utils.data.get_worker_info()
+        if worker is not None:
+            if worker.num_workers != self.num_streams:
+                raise RuntimeError(f"{worker.num_workers} DataLoader workers for {self.num_streams} data streams.")
+            yield from self._batches((self.first_stream + worker.id) % self.num_streams)
+            return
+        streams = [self._batches((self.first_stream + k) % self.num_streams) for k in range(self.num_streams)]
+        while True:
+            for batches in streams:
+                yield next(batches)
+
+
 __all__ = [
+    "PatchBatches",
+    "COUNT_NAMES",
     "load_image_dataset",
     "resolve_columns",
     "Columns",

@@ -5,19 +5,22 @@
 128x128 patches with flips. Everything is a flag, and `--config FILE.yaml` sets flags from a file (the command
 line wins).
 
+Speed: patches are cut and degraded in DataLoader worker processes (`--dataloader_num_workers`), steps can run
+in bfloat16 autocast (`--mixed_precision bf16`, on CPUs too) and channels-last (`--channels_last`), and
+`--torch_compile` compiles the model. `benchmarks/benchmark_training.py` measures each on a machine.
+
 Checkpoints (`save_state`) go to `OUTPUT_DIR/checkpoint-STEP`; `--resume_from_checkpoint latest` continues
-exactly (weights, optimiser, schedule, EMA, RNG and the position in the data). SIGTERM and SIGINT save a
-checkpoint and exit. The final model is a `from_pretrained` folder with a generated model card.
+exactly (weights, optimiser, schedule, EMA, RNG and the position of every data stream), with or without
+workers. SIGTERM and SIGINT save a checkpoint and exit. The final model is a `from_pretrained` folder with a
+generated model card.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import logging
-import math
 import os
 import platform
 import shlex
@@ -33,7 +36,7 @@ import numpy as np
 import torch
 
 from .configuration_mirnet import MIRNetConfig
-from .data import RestorationPatches, load_image_dataset, resolve_columns
+from .data import COUNT_NAMES, PatchBatches, RestorationPatches, load_image_dataset, resolve_columns
 from .degradations import TASKS, Degradation
 from .evaluation import EvaluationResult, evaluate, evaluation_pairs, format_table, level_label
 from .image_processing_mirnet import MIRNetImageProcessor
@@ -73,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--patch_size", type=int, default=128)
     group.add_argument("--no_flips", action="store_true", help="Turn off random horizontal and vertical flips.")
     group.add_argument("--small_images", choices=("pad", "skip"), default="pad")
+    group.add_argument(
+        "--dataloader_num_workers",
+        type=int,
+        default=None,
+        help="Processes that cut and degrade patches (default: 1 on CPU, up to 8 per GPU process). A resumed run "
+        "must use the same number.",
+    )
     group.add_argument("--validation_dataset_name", default=None, help="Data for validation (default: none).")
     group.add_argument("--validation_split", default="validation")
     group.add_argument("--validation_level", type=float, default=None, help="Sigma / scale / exposure for clean data.")
@@ -92,7 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--config_name", default="mirnet-v2-compact", help=f"Preset ({', '.join(PRESETS)}) or a config.json path."
     )
     group.add_argument("--gradient_checkpointing", action="store_true")
-    group.add_argument("--channels_last", action="store_true")
+    group.add_argument("--channels_last", action="store_true", help="Channels-last memory format (oneDNN, cuDNN).")
+    group.add_argument(
+        "--torch_compile", action="store_true", help="Compile the model with torch.compile (inductor), via Accelerate."
+    )
     group = parser.add_argument_group("optimisation (defaults: the paper's recipe)")
     group.add_argument("--output_dir", required=False, default=None)
     group.add_argument("--seed", type=int, default=0)
@@ -153,6 +166,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("max_train_steps", "train_batch_size", "gradient_accumulation_steps", "checkpointing_steps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} {getattr(args, name)} is not valid; it must be at least 1.")
+    if args.dataloader_num_workers is not None and args.dataloader_num_workers < 0:
+        parser.error(f"--dataloader_num_workers {args.dataloader_num_workers} is not valid; it must be 0 or more.")
     if args.push_to_hub and not args.hub_model_id:
         parser.error("--push_to_hub needs --hub_model_id (for example user/mirnet-my-denoiser).")
     return args
@@ -192,20 +207,29 @@ def build_degradation(args: argparse.Namespace, task: str) -> Degradation:
     )
 
 
-def lr_lambda(args: argparse.Namespace):
-    """Linear warm-up, then cosine annealing from the learning rate to the minimum (or constant)."""
-    floor = args.min_learning_rate / args.learning_rate
+def build_scheduler(args: argparse.Namespace, optimizer: torch.optim.Optimizer):
+    """transformers' schedules: linear warm-up, then cosine annealing to `--min_learning_rate` (or constant)."""
+    from transformers import get_scheduler
 
-    def factor(step: int) -> float:
-        if step < args.lr_warmup_steps:
-            return (step + 1) / args.lr_warmup_steps
-        if args.lr_scheduler == "constant":
-            return 1.0
-        span = max(1, args.max_train_steps - args.lr_warmup_steps)
-        progress = min(1.0, (step - args.lr_warmup_steps) / span)
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    if args.lr_scheduler == "cosine":
+        name, extra = "cosine_with_min_lr", {"min_lr": args.min_learning_rate}
+    else:
+        name, extra = "constant_with_warmup", {}
+    return get_scheduler(
+        name,
+        optimizer,
+        num_warmup_steps=args.lr_warmup_steps,
+        num_training_steps=args.max_train_steps,
+        scheduler_specific_kwargs=extra,
+    )
 
-    return factor
+
+def default_num_workers(device: torch.device, processes_per_machine: int) -> int:
+    """One worker on a CPU (it takes the data work off the training threads; more would compete with them for
+    cores); on GPUs up to 8 per process, as the machine's cores allow."""
+    if device.type == "cpu":
+        return 1
+    return max(1, min(8, (os.cpu_count() or 2) // max(1, processes_per_machine) - 1))
 
 
 class ExponentialMovingAverage:
@@ -257,7 +281,11 @@ class ExponentialMovingAverage:
 
 @dataclass
 class TrainState:
-    """What a checkpoint needs beyond accelerate's own: the step, each process's data position and counters."""
+    """What a checkpoint needs beyond accelerate's own: the step, each process's data position and counters.
+
+    `positions[rank]` is `[batches read, epoch, index, epoch, index, ...]`: how many batches that process has
+    read, then the last example read from each of its data streams.
+    """
 
     step: int = 0
     positions: list = field(default_factory=list)
@@ -340,6 +368,8 @@ class Trainer:
         report_to = None if args.report_to == "none" else args.report_to
         self.accelerator = Accelerator(
             mixed_precision=args.mixed_precision,
+            gradient_accumulation_steps=args.gradient_accumulation_steps,
+            dynamo_backend="inductor" if args.torch_compile else "no",
             log_with=report_to,
             project_config=ProjectConfiguration(
                 project_dir=str(self.output_dir), logging_dir=str(self.output_dir / "logs")
@@ -393,7 +423,7 @@ class Trainer:
             weight_decay=args.adam_weight_decay,
         )
         # Not passed to prepare(): accelerate would step it once per process per step.
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(args))
+        self.scheduler = build_scheduler(args, self.optimizer)
         self.model, self.optimizer = accelerator.prepare(self.model, self.optimizer)
         self.ema = (
             ExponentialMovingAverage(accelerator.unwrap_model(self.model), args.ema_decay) if args.use_ema else None
@@ -405,6 +435,15 @@ class Trainer:
         with accelerator.main_process_first():
             self.validation = self._validation_data()
         self.history_path = self.output_dir / "logs" / "history.jsonl"
+        self.num_workers = args.dataloader_num_workers
+        if self.num_workers is None:
+            local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
+            self.num_workers = default_num_workers(accelerator.device, local_processes)
+        self.num_streams = max(1, self.num_workers)
+        # What this process has read: batches, and the last (epoch, index) of each data stream ((0, -1): none).
+        self.batches_read = 0
+        self.stream_positions = [(0, -1)] * self.num_streams
+        self.stream_counts = [[0] * len(COUNT_NAMES) for _ in range(self.num_streams)]
         self.last_validation: list[tuple[str, EvaluationResult]] = []
         self.last_validation_step = -1
 
@@ -423,8 +462,9 @@ class Trainer:
     # --- checkpoints -----------------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
         accelerator = self.accelerator
-        position = torch.tensor(self.position, device=accelerator.device)
-        self.state.positions = accelerator.gather(position[None]).view(-1, 2).cpu().tolist()
+        flat = [self.batches_read, *(value for position in self.stream_positions for value in position)]
+        mine = torch.tensor(flat, device=accelerator.device)
+        self.state.positions = accelerator.gather(mine[None]).cpu().tolist()
         path = self.output_dir / f"checkpoint-{self.state.step}"
         if accelerator.is_main_process and path.exists():
             shutil.rmtree(path)
@@ -451,8 +491,16 @@ class Trainer:
                 f"{path} was saved by {len(positions)} processes; resume it with the same number "
                 f"(now {self.accelerator.num_processes})."
             )
-        self.position = tuple(positions[self.accelerator.process_index])
-        self.patches.start_after(self.position)
+        mine = positions[self.accelerator.process_index]
+        if len(mine) != 1 + 2 * self.num_streams:
+            saved = max(1, (len(mine) - 1) // 2)
+            workers = str(saved) if saved > 1 else "0 or 1"
+            raise RuntimeError(
+                f"{path} was saved with {saved} data stream(s) (--dataloader_num_workers {workers}); resume it with "
+                f"the same number of workers (now {self.num_workers})."
+            )
+        self.batches_read = mine[0]
+        self.stream_positions = [tuple(mine[1 + 2 * k : 3 + 2 * k]) for k in range(self.num_streams)]
         logger.info("resumed from %s at step %d", path, self.state.step)
 
     # --- validation ------------------------------------------------------------------------------------
@@ -520,12 +568,10 @@ class Trainer:
         args, accelerator = self.args, self.accelerator
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.history_path.parent.mkdir(parents=True, exist_ok=True)
-        self.position = (0, -1)
         self.resume()
         if accelerator.is_main_process:
             accelerator.init_trackers("mirnet", config={k: str(v) for k, v in vars(args).items()})
-        loader = torch.utils.data.DataLoader(self.patches, batch_size=args.train_batch_size, num_workers=0)
-        batches = iter(loader)
+        batches = iter(self._data_loader())
         images_per_step = args.train_batch_size * args.gradient_accumulation_steps * accelerator.num_processes
         progress = tqdm(
             total=args.max_train_steps,
@@ -571,37 +617,68 @@ class Trainer:
                         accelerator.end_training()
                         return path
         progress.close()
-        if self.patches.counts:
-            logger.warning("data problems on process %d: %s", accelerator.process_index, dict(self.patches.counts))
+        if self.data_counts():
+            logger.warning("data problems on process %d: %s", accelerator.process_index, self.data_counts())
         return self.finish()
 
+    def _data_loader(self) -> torch.utils.data.DataLoader:
+        """Batches from worker processes, continuing after the last example each data stream gave."""
+        starts = [(epoch, index + 1) for epoch, index in self.stream_positions]
+        batches = PatchBatches(
+            self.patches,
+            self.args.train_batch_size,
+            num_streams=self.num_streams,
+            starts=starts,
+            first_stream=self.batches_read,
+        )
+        workers = self.num_workers
+        return torch.utils.data.DataLoader(
+            batches,
+            batch_size=None,
+            num_workers=workers,
+            prefetch_factor=2 if workers else None,
+            pin_memory=self.accelerator.device.type == "cuda",
+        )
+
+    def _read(self, batches) -> dict[str, torch.Tensor]:
+        """The next batch, recording where its data stream stands (for an exact resume)."""
+        batch = next(batches)
+        stream = int(batch["stream"])
+        self.stream_positions[stream] = tuple(batch["position"].tolist())
+        self.stream_counts[stream] = batch["counts"].tolist()
+        self.batches_read += 1
+        return batch
+
+    def data_counts(self) -> dict[str, int]:
+        """Corrupt, skipped and padded images met so far by this process (the non-zero ones)."""
+        totals = [sum(counts[k] for counts in self.stream_counts) for k in range(len(COUNT_NAMES))]
+        return {name: total for name, total in zip(COUNT_NAMES, totals) if total}
+
     def training_step(self, batches) -> float:
-        """One optimiser step over `gradient_accumulation_steps` micro-batches; returns the mean loss of all
-        processes."""
+        """One optimiser step over `gradient_accumulation_steps` micro-batches (Accelerate's `accumulate`);
+        returns the mean loss of all processes."""
         args, accelerator, model = self.args, self.accelerator, self.model
         model.train()
         total = torch.zeros((), device=accelerator.device)
-        for micro in range(args.gradient_accumulation_steps):
-            batch = next(batches)
-            self.position = tuple(batch["position"][-1].tolist())
-            inputs = batch["pixel_values"].to(accelerator.device)
-            labels = batch["labels"].to(accelerator.device)
+        for _ in range(args.gradient_accumulation_steps):
+            batch = self._read(batches)
+            inputs = batch["pixel_values"].to(accelerator.device, non_blocking=True)
+            labels = batch["labels"].to(accelerator.device, non_blocking=True)
             if args.channels_last:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
-            last = micro == args.gradient_accumulation_steps - 1
-            with contextlib.nullcontext() if last else accelerator.no_sync(model):
+            with accelerator.accumulate(model):
                 with accelerator.autocast():
-                    loss = model(pixel_values=inputs, labels=labels).loss / args.gradient_accumulation_steps
-                accelerator.backward(loss)
+                    loss = model(pixel_values=inputs, labels=labels).loss
+                accelerator.backward(loss)  # divides by the accumulation steps
+                if accelerator.sync_gradients and args.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                self.optimizer.step()  # only on the last micro-batch
+                self.optimizer.zero_grad(set_to_none=True)
             total += loss.detach().float()
-        if args.max_grad_norm:
-            accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         if self.ema is not None:
             self.ema.update(accelerator.unwrap_model(model))
-        return accelerator.reduce(total, reduction="mean").item()
+        return accelerator.reduce(total / args.gradient_accumulation_steps, reduction="mean").item()
 
     def _stop_requested(self, stop: StopRequest) -> bool:
         """True on every process when any process got SIGTERM/SIGINT."""
@@ -667,8 +744,8 @@ class Trainer:
             "hardware": hardware_description(self.accelerator),
             "command": "python " + " ".join(shlex.quote(part) for part in sys.argv),
         }
-        if self.patches.counts:
-            summary["skipped or padded images"] = ", ".join(f"{k}: {v}" for k, v in self.patches.counts.items())
+        if self.data_counts():
+            summary["skipped or padded images"] = ", ".join(f"{k}: {v}" for k, v in self.data_counts().items())
         return summary
 
     def _degradation_text(self) -> str:
@@ -700,4 +777,4 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["main", "parse_args", "build_parser", "Trainer", "PRESETS", "ExponentialMovingAverage", "lr_lambda"]
+__all__ = ["main", "parse_args", "build_parser", "Trainer", "PRESETS", "ExponentialMovingAverage", "build_scheduler"]

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from conftest import make_image_folder, photo_crops
-from mirnet_hf.data import Columns, RestorationPatches, load_image_dataset, resolve_columns
+from mirnet_hf.data import Columns, PatchBatches, RestorationPatches, load_image_dataset, resolve_columns
 from mirnet_hf.degradations import Degradation
 
 
@@ -117,6 +117,44 @@ def test_resuming_after_a_position_continues_the_same_stream(clean_folder):
     for expected, item in zip(uninterrupted[7:], collect(resumed, 3)):
         assert torch.equal(expected["pixel_values"], item["pixel_values"])
         assert torch.equal(expected["position"], item["position"])
+
+
+def batches_from(patches, count, num_workers, num_streams, starts=None, first_stream=0):
+    batches = PatchBatches(patches, 3, num_streams=num_streams, starts=starts, first_stream=first_stream)
+    loader = torch.utils.data.DataLoader(
+        batches, batch_size=None, num_workers=num_workers, prefetch_factor=2 if num_workers else None
+    )
+    return [batch for batch, _ in zip(loader, range(count))]
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_worker_processes_give_the_batches_of_in_process_reading(clean_folder, streaming):
+    dataset = load_image_dataset(clean_folder, streaming=streaming)
+    patches = RestorationPatches(dataset, Columns("image"), Degradation("denoising"), patch_size=32, seed=3)
+    in_process = batches_from(patches, 6, num_workers=0, num_streams=2)
+    with_workers = batches_from(patches, 6, num_workers=2, num_streams=2)
+    assert [int(batch["stream"]) for batch in with_workers] == [0, 1, 0, 1, 0, 1]
+    for expected, batch in zip(in_process, with_workers):
+        assert torch.equal(expected["pixel_values"], batch["pixel_values"])
+        assert torch.equal(expected["position"], batch["position"])
+    # Each stream reads every other example of the epoch (6 images): stream 0 the even ones.
+    assert [batch["position"].tolist() for batch in with_workers[:4]] == [[0, 4], [0, 5], [1, 4], [1, 5]]
+    # All the examples of an epoch are read once: 6 images, batches of 3 from two streams.
+    assert len({tuple(batch["labels"].sum(dim=(1, 2, 3)).round(decimals=3).tolist()) for batch in in_process}) == 6
+
+
+def test_batches_resume_after_each_streams_last_example(clean_folder):
+    dataset = load_image_dataset(clean_folder)
+    patches = RestorationPatches(dataset, Columns("image"), Degradation("denoising"), patch_size=32, seed=4)
+    uninterrupted = batches_from(patches, 7, num_workers=2, num_streams=2)
+    # Stopped after 3 batches: stream 0 gave batches 0 and 2, stream 1 batch 1; stream 1 reads next.
+    starts = [(epoch, index + 1) for epoch, index in (uninterrupted[2]["position"], uninterrupted[1]["position"])]
+    resumed = batches_from(patches, 4, num_workers=2, num_streams=2, starts=starts, first_stream=3)
+    assert [int(batch["stream"]) for batch in resumed] == [1, 0, 1, 0]
+    for expected, batch in zip(uninterrupted[3:], resumed):
+        assert torch.equal(expected["pixel_values"], batch["pixel_values"])
+    with pytest.raises(ValueError, match="3 start positions given for 2 data streams"):
+        PatchBatches(patches, 2, num_streams=2, starts=[(0, 0)] * 3)
 
 
 def test_corrupt_images_are_skipped_and_counted(tmp_path, caplog):

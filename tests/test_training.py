@@ -159,22 +159,29 @@ def test_push_failures_keep_the_folder_and_say_why(tmp_path, data):
     assert (tmp_path / "run2" / "model.safetensors").is_file()
 
 
-def test_sigkill_then_resume_gives_the_losses_of_an_uninterrupted_run(tmp_path, data):
+def kill_at_step(command, output_dir, step, env=None):
+    """Starts a run and SIGKILLs it once its history reaches `step`; returns the last step it logged."""
+    process = subprocess.Popen(command, env=env or environment(), stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while max(history(output_dir), default=0) < step and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)  # the whole group: launcher, ranks and their data workers
+    process.wait()
+    return max(history(output_dir))
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_sigkill_then_resume_gives_the_losses_of_an_uninterrupted_run(tmp_path, data, workers):
     steps = 40
+    extra = {"--checkpointing_steps": "5", "--dataloader_num_workers": workers}
     reference = tmp_path / "reference"
-    finished = run(base_args(data, reference, steps=steps, **{"--checkpointing_steps": "5"}))
+    finished = run(base_args(data, reference, steps=steps, **extra))
     assert finished.returncode == 0, finished.stderr[-3000:]
     expected = history(reference)
 
     interrupted = tmp_path / "interrupted"
-    args = base_args(data, interrupted, steps=steps, **{"--checkpointing_steps": "5"})
-    process = subprocess.Popen([sys.executable, TRAIN, *args], env=environment(), stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while max(history(interrupted), default=0) < 12 and process.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    killed_at = max(history(interrupted))
+    args = base_args(data, interrupted, steps=steps, **extra)
+    killed_at = kill_at_step([sys.executable, TRAIN, *args], interrupted, 12)
     assert killed_at < steps, "the run finished before it could be killed"
 
     finished = run(args + ["--resume_from_checkpoint", "latest"])
@@ -183,6 +190,48 @@ def test_sigkill_then_resume_gives_the_losses_of_an_uninterrupted_run(tmp_path, 
     resumed = history(interrupted)
     assert sorted(resumed) == list(range(1, steps + 1))
     assert resumed == expected  # every step's loss, bit for bit
+
+
+def test_resume_with_another_number_of_workers_says_how_to_resume(tmp_path, data):
+    output = tmp_path / "run"
+    finished = run(base_args(data, output, steps=4, **{"--dataloader_num_workers": "2"}))
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    args = base_args(data, output, steps=8, **{"--dataloader_num_workers": "0"})
+    finished = run(args + ["--resume_from_checkpoint", "latest"])
+    assert finished.returncode != 0
+    assert "saved with 2 data stream(s) (--dataloader_num_workers 2)" in finished.stderr
+
+
+def test_bf16_autocast_on_cpu_reaches_the_float32_loss(tmp_path, data):
+    losses = {}
+    for precision in ("no", "bf16"):
+        output = tmp_path / precision
+        extra = {"--mixed_precision": precision, "--channels_last": None, "--dataloader_num_workers": "0"}
+        finished = run(base_args(data, output, steps=30, **extra))
+        assert finished.returncode == 0, finished.stderr[-3000:]
+        losses[precision] = history(output)
+
+    # The same data and seed: bfloat16 follows the float32 run closely and ends at the same loss.
+    def mean(run, steps):
+        return sum(run[step] for step in steps) / len(steps)
+
+    first, last = range(1, 6), range(26, 31)
+    assert mean(losses["no"], last) < 0.8 * mean(losses["no"], first)  # it learned
+    assert abs(mean(losses["bf16"], last) - mean(losses["no"], last)) < 0.03 * mean(losses["no"], last)
+    assert losses["bf16"] != losses["no"]  # it really ran in another precision
+    assert "mixed precision bf16" in (tmp_path / "bf16" / "README.md").read_text()
+
+
+def test_compiled_steps_equal_eager_steps(tmp_path, data):
+    losses = {}
+    for mode, extra in (("eager", {}), ("compiled", {"--torch_compile": None})):
+        output = tmp_path / mode
+        finished = run(base_args(data, output, steps=4, **{"--dataloader_num_workers": "0", **extra}))
+        assert finished.returncode == 0, finished.stderr[-3000:]
+        losses[mode] = history(output)
+    assert sorted(losses["compiled"]) == [1, 2, 3, 4]
+    for step, loss in losses["eager"].items():
+        assert abs(losses["compiled"][step] - loss) < 1e-4 * loss, step
 
 
 def test_sigterm_saves_a_checkpoint_and_exits(tmp_path, data):
@@ -215,7 +264,11 @@ def test_two_processes_step_together_on_different_data(tmp_path, data):
     env = environment(ACCELERATE_USE_CPU="1")
     try:
         finished = subprocess.run(
-            [*launcher, *base_args(data, output, steps=6)], capture_output=True, text=True, env=env, timeout=300
+            [*launcher, *base_args(data, output, steps=6, **{"--dataloader_num_workers": "0"})],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
         )
     except subprocess.TimeoutExpired as error:  # show where it stopped
         pytest.fail(f"the 2-process run did not finish in 300 s; its log:\n{(error.stderr or b'').decode()[-4000:]}")
@@ -229,6 +282,34 @@ def test_two_processes_step_together_on_different_data(tmp_path, data):
     assert len(first_epoch[0]) == len(first_epoch[1]) == 4
     assert not first_epoch[0] & first_epoch[1]
     assert json.loads((output / "checkpoint-4" / "COMPLETE").read_text())["step"] == 4
+
+
+def test_two_processes_with_two_workers_each_resume_exactly_after_sigkill(tmp_path, data):
+    def launcher():
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        return [
+            sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "--main_process_port", str(port), TRAIN,
+        ]  # fmt: skip
+
+    env = environment(ACCELERATE_USE_CPU="1")
+    extra = {"--dataloader_num_workers": "2", "--checkpointing_steps": "3"}
+    reference = tmp_path / "reference"
+    finished = subprocess.run(
+        [*launcher(), *base_args(data, reference, steps=12, **extra)], capture_output=True, text=True, env=env
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    interrupted = tmp_path / "interrupted"
+    args = base_args(data, interrupted, steps=12, **extra)
+    assert kill_at_step([*launcher(), *args], interrupted, 5, env=env) < 12
+    finished = subprocess.run(
+        [*launcher(), *args, "--resume_from_checkpoint", "latest"], capture_output=True, text=True, env=env
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert history(interrupted) == history(reference)
 
 
 def test_yaml_config_sets_defaults_and_the_command_line_wins(tmp_path):

@@ -30,7 +30,7 @@ def main() -> None:
         "rank": trainer.accelerator.process_index,
         "world_size": trainer.accelerator.num_processes,
         "step": trainer.state.step,
-        "position": list(trainer.position),
+        "stream_positions": [list(p) for p in trainer.stream_positions],
         "weights_sha256": digest.hexdigest(),
         "seen": seen,
     }
