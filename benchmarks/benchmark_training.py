@@ -1,6 +1,7 @@
 """Training throughput of the real trainer, one mode at a time, in one run: images per second and seconds per
 optimiser step for the setup the first default models were trained with (float32, eager, data made in the
-training process) against each speed-up and the best combination.
+training process, and the selective kernel fusion of that time, which stacked its inputs into a 5-D tensor)
+against each speed-up and the best combination.
 
     .venv/bin/python benchmarks/benchmark_training.py --config_name mirnet-v2-compact
     .venv/bin/python benchmarks/benchmark_training.py --config_name mirnet-v1 --train_batch_size 4 --steps 2
@@ -26,9 +27,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "datasets" / "CBSD432"
 
-# (label, trainer flags): the first row is the baseline every speed-up is measured against.
+# (label, trainer flags): the first row is the baseline every speed-up is measured against. STACKED_SKFF is not a
+# trainer flag: it swaps in the fusion code the first defaults were trained with.
+STACKED_SKFF = "stacked-skff"
 MODES = [
-    ("float32, eager, data in-process (as the first defaults)", ["--dataloader_num_workers", "0"]),
+    (
+        "(a) as the first defaults: float32, eager, data in-process, stacked SKFF",
+        ["--dataloader_num_workers", "0", STACKED_SKFF],
+    ),
+    ("float32, eager, data in-process (today's model code)", ["--dataloader_num_workers", "0"]),
     ("1 data worker", ["--dataloader_num_workers", "1"]),
     ("bfloat16 autocast", ["--dataloader_num_workers", "0", "--mixed_precision", "bf16"]),
     ("channels-last", ["--dataloader_num_workers", "0", "--channels_last"]),
@@ -44,6 +51,9 @@ MODES = [
 ]
 
 
+PROFILED_COMBINATION = "bf16 + channels-last + 1 worker"
+
+
 def trainer_flags(args: argparse.Namespace, output_dir: str) -> list[str]:
     return [
         "--task", "denoising", "--poisson_probability", "0.3", "--dataset_name", str(args.dataset),
@@ -54,11 +64,28 @@ def trainer_flags(args: argparse.Namespace, output_dir: str) -> list[str]:
     ]  # fmt: skip
 
 
+def stacked_skff_forward(self, inputs):
+    """The selective kernel fusion as the first defaults ran it (same result): inputs stacked into one 5-D
+    tensor, which copies them and loses the channels-last layout."""
+    import torch
+
+    stacked = torch.stack(inputs, dim=1)
+    summary = stacked.sum(dim=1).mean(dim=(2, 3), keepdim=True)
+    squeezed = self.act(self.squeeze(summary))
+    weights = torch.stack([select(squeezed) for select in self.select], dim=1).softmax(dim=1)
+    return (stacked * weights).sum(dim=1)
+
+
 def measure(args: argparse.Namespace, flags: list[str]) -> dict:
     """Runs in the child process: builds the trainer, warms up, then times `--steps` optimiser steps."""
     import torch
 
+    from mirnet_hf.modeling_mirnet import MIRNetSelectiveKernelFusion
     from mirnet_hf.training import Trainer, parse_args
+
+    if STACKED_SKFF in flags:
+        flags = [flag for flag in flags if flag != STACKED_SKFF]
+        MIRNetSelectiveKernelFusion.forward = stacked_skff_forward
 
     with tempfile.TemporaryDirectory() as output_dir:
         trainer = Trainer(parse_args(trainer_flags(args, output_dir) + flags))
@@ -128,13 +155,13 @@ def main() -> None:
     print("| mode | images/s | s/step | speed-up | loss after |")
     print("| --- | --- | --- | --- | --- |")
     rows = [MODES[index] for index in args.modes] if args.modes else MODES
-    baseline, best, profile = None, (0.0, ""), None
+    baseline, best, profiles = None, (0.0, ""), {}
     for index, (label, flags) in enumerate(rows):
         command = [sys.executable, __file__, "--child", json.dumps(flags)] + [
             f"--{name}={getattr(args, name)}"
             for name in ("config_name", "patch_size", "train_batch_size", "steps", "warmup_steps", "dataset")
         ]
-        if index == 0:
+        if index == 0 or label == PROFILED_COMBINATION:
             command.append("--profile")
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "TORCHINDUCTOR_CACHE_DIR": tempfile.mkdtemp()}
         finished = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -148,18 +175,20 @@ def main() -> None:
         speedup = images_per_second / baseline
         if index and speedup > best[0]:
             best = (speedup, label)
-        profile = profile or result.get("profile")
+        if "profile" in result:
+            profiles[label] = result["profile"]
         print(
             f"| {label} | {images_per_second:.2f} | {result['seconds_per_step']:.2f} | {speedup:.2f}x | "
             f"{result['loss']:.4f} |",
             flush=True,
         )
-    if profile:
-        total = sum(profile.values())
-        print("\nWhere the baseline's step goes (parts run one after the other):\n")
-        print("| part | s | share |\n| --- | --- | --- |")
-        for name, seconds in profile.items():
-            print(f"| {name} | {seconds:.3f} | {seconds / total:.0%} |")
+    if profiles:
+        print("\nWhere a step's time goes (parts run one after the other; data: waiting for the next batch):\n")
+        print("| part | " + " | ".join(f"{label}: s | share" for label in profiles) + " |")
+        print("| --- |" + " --- | --- |" * len(profiles))
+        for part in next(iter(profiles.values())):
+            cells = [f"{p[part]:.3f} | {p[part] / sum(p.values()):.0%}" for p in profiles.values()]
+            print(f"| {part} | " + " | ".join(cells) + " |")
     print(f"\nbest speed-up {best[0]:.2f}x ({best[1]})")
 
 

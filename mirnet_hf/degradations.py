@@ -6,9 +6,15 @@ settings (drawn per image from ranges during training, fixed for evaluation).
 
 Protocols:
 
-- denoising: additive white Gaussian noise with sigma drawn from `sigma_range` (0-255 scale), or, with
-  probability `poisson_probability`, Poisson-Gaussian noise (shot noise of `photons` per unit level and a
-  Gaussian read noise) as a camera makes it.
+- denoising: additive white Gaussian noise with sigma drawn from `sigma_range` (0-255 scale); with probability
+  `poisson_probability`, Poisson-Gaussian noise (shot noise of `photons` per unit level and a Gaussian read
+  noise); with probability `camera_probability`, real camera noise made by a camera pipeline (below).
+- camera pipeline (after Brooks et al., "Unprocessing Images for Learned Raw Denoising", CVPR 2019, and Guo et
+  al., CBDNet, CVPR 2019): the sRGB photo is taken back to the sensor (inverse tone curve, inverse gamma, the
+  inverse of a random colour-correction matrix, inverse random white-balance gains, a Bayer mosaic); shot and
+  read noise are added there, with levels drawn from a camera-like relation between them; the raw image is
+  demosaicked (which correlates the noise across pixels and colours) and developed again, then optionally saved
+  as a JPEG (`jpeg_probability`, `jpeg_quality_range`).
 - super-resolution: bicubic (antialiased) downscale by `scale`, optional Gaussian blur before it and JPEG after
   it, then bicubic upsampling back to the high-resolution size (the RealSR protocol: the network maps the
   upsampled image to the sharp one).
@@ -152,6 +158,157 @@ def darken(
     return quantize_8bit(dark)
 
 
+# ----------------------------------------------------------------------------------------------
+# Camera pipeline: sRGB -> raw sensor data -> noise -> sRGB
+# ----------------------------------------------------------------------------------------------
+
+# Shot-noise gain (variance per unit of raw signal, log-uniform) of Brooks et al.'s fit to real cameras, from
+# bright scenes at base ISO to dim ones at high ISO; the read noise follows it (`camera_noise_levels`).
+SHOT_NOISE_RANGE = (1e-4, 1.2e-2)
+
+
+@dataclass(frozen=True)
+class Camera:
+    """One random camera: how its raw colours map to sRGB, and its white-balance gains (red, green, blue).
+
+    `camera_to_rgb` is a colour-correction matrix whose rows sum to 1 (it keeps grey grey); real cameras
+    saturate colours, so its diagonal is above 1 and the rest negative.
+    """
+
+    camera_to_rgb: torch.Tensor
+    gains: torch.Tensor
+
+    @classmethod
+    def random(cls, generator: torch.Generator) -> Camera:
+        rows = []
+        for channel in range(3):
+            saturation = _uniform(generator, 0.3, 1.0)
+            share = _uniform(generator, 0.2, 0.8)
+            row = torch.full((3,), 0.0)
+            row[channel] = 1 + saturation
+            others = [other for other in range(3) if other != channel]
+            row[others[0]], row[others[1]] = -saturation * share, -saturation * (1 - share)
+            rows.append(row)
+        # Red and blue gains of daylight to tungsten scenes (the sensor's green is the reference).
+        gains = torch.tensor([_uniform(generator, 1.9, 2.4), 1.0, _uniform(generator, 1.5, 1.9)])
+        return cls(camera_to_rgb=torch.stack(rows), gains=gains)
+
+
+def _apply_matrix(image: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("ij,jhw->ihw", matrix.to(image.dtype), image)
+
+
+def tone_curve(image: torch.Tensor) -> torch.Tensor:
+    """The global tone curve of the camera pipeline (a smoothstep, 3x^2 - 2x^3)."""
+    image = image.clamp(0, 1)
+    return 3 * image**2 - 2 * image**3
+
+
+def inverse_tone_curve(image: torch.Tensor) -> torch.Tensor:
+    """The inverse of `tone_curve`."""
+    image = image.clamp(0, 1)
+    return 0.5 - torch.sin(torch.asin(1 - 2 * image) / 3)
+
+
+def unprocess(image: torch.Tensor, camera: Camera) -> torch.Tensor:
+    """Linear raw colours (three full planes, before the mosaic) of an sRGB image: inverse tone curve, gamma
+    2.2 undone, the colour-correction matrix inverted, white balance undone."""
+    _check_image(image)
+    linear = inverse_tone_curve(image).clamp_min(1e-8) ** 2.2
+    raw = _apply_matrix(linear, torch.linalg.inv(camera.camera_to_rgb))
+    return raw / camera.gains.to(image.dtype)[:, None, None]
+
+
+def develop(raw: torch.Tensor, camera: Camera) -> torch.Tensor:
+    """The camera's processing of raw colours to sRGB: white balance, colour correction, gamma, tone curve."""
+    linear = _apply_matrix(raw * camera.gains.to(raw.dtype)[:, None, None], camera.camera_to_rgb)
+    return tone_curve(linear.clamp(1e-8, 1) ** (1 / 2.2))
+
+
+def bayer_masks(height: int, width: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(3, height, width) masks of the RGGB Bayer pattern: which pixel records which colour."""
+    rows = torch.arange(height)[:, None] % 2
+    columns = torch.arange(width)[None, :] % 2
+    red = (rows == 0) & (columns == 0)
+    blue = (rows == 1) & (columns == 1)
+    return torch.stack([red, ~(red | blue), blue]).to(dtype)
+
+
+def mosaic(raw: torch.Tensor) -> torch.Tensor:
+    """The one value per pixel that an RGGB sensor records, as (1, height, width)."""
+    return (raw * bayer_masks(*raw.shape[-2:], dtype=raw.dtype)).sum(dim=0, keepdim=True)
+
+
+def demosaic_bilinear(mosaicked: torch.Tensor) -> torch.Tensor:
+    """Bilinear demosaicking of an RGGB mosaic: each missing colour is the mean of its nearest recorded
+    neighbours (a normalised convolution, so borders and odd sizes need no special case)."""
+    masks = bayer_masks(*mosaicked.shape[-2:], dtype=mosaicked.dtype)
+    kernel = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]], dtype=mosaicked.dtype)
+    kernel = kernel.view(1, 1, 3, 3).repeat(3, 1, 1, 1)
+    recorded = F.conv2d((masks * mosaicked)[None], kernel, padding=1, groups=3)[0]
+    weights = F.conv2d(masks[None], kernel, padding=1, groups=3)[0]
+    interpolated = recorded / weights
+    return torch.where(masks.bool(), mosaicked.expand_as(masks), interpolated)
+
+
+def camera_noise_levels(generator: torch.Generator, shot_range: tuple[float, float] = SHOT_NOISE_RANGE):
+    """(shot, read) noise levels of one random shot: the shot gain log-uniform in `shot_range`, the read
+    noise variance from the log-linear relation Brooks et al. fitted to real sensors, with its scatter."""
+    log_shot = _uniform(generator, math.log(shot_range[0]), math.log(shot_range[1]))
+    scatter = 0.26 * torch.randn((), generator=generator).item()
+    log_read = 2.18 * log_shot + 1.2 + scatter
+    return math.exp(log_shot), math.exp(log_read)
+
+
+def add_shot_read_noise(raw: torch.Tensor, shot: float, read: float, generator: torch.Generator) -> torch.Tensor:
+    """Heteroscedastic sensor noise: Gaussian with variance `shot * signal + read` (signal-dependent)."""
+    if shot < 0 or read < 0:
+        raise ValueError(f"shot={shot!r} and read={read!r} are not valid; noise levels must be 0 or more.")
+    variance = shot * raw.clamp_min(0) + read
+    return raw + torch.randn(raw.shape, generator=generator, dtype=raw.dtype) * variance.sqrt()
+
+
+def camera_pipeline_noise(
+    image: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    shot_range: tuple[float, float] = SHOT_NOISE_RANGE,
+    exposure: float = 1.0,
+    noise: bool = True,
+    jpeg_quality: int | None = None,
+) -> torch.Tensor:
+    """A clean sRGB image as a camera would record it: unprocessed to raw with a random camera, scaled by
+    `exposure` (below 1: an under-exposed shot, kept dark), mosaicked, given shot and read noise (`noise`),
+    demosaicked, developed and optionally saved as a JPEG of `jpeg_quality`.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from mirnet_hf.degradations import camera_pipeline_noise
+    >>> clean = torch.full((3, 32, 32), 0.5)
+    >>> noisy = camera_pipeline_noise(clean, torch.Generator().manual_seed(0), shot_range=(1e-2, 1e-2))
+    >>> 0.01 < float((noisy - clean).std()) < 0.2
+    True
+
+    ```
+    """
+    _check_image(image)
+    if not 0 < shot_range[0] <= shot_range[1]:
+        raise ValueError(f"shot_range={shot_range!r} is not valid; it must be (low, high) with 0 < low <= high.")
+    if not 0 < exposure <= 1:
+        raise ValueError(f"exposure={exposure!r} is not valid; it must be in (0, 1].")
+    camera = Camera.random(generator)
+    shot, read = camera_noise_levels(generator, shot_range)
+    raw = mosaic(unprocess(image, camera) * exposure)
+    if noise:
+        raw = add_shot_read_noise(raw, shot, read, generator)
+    developed = develop(demosaic_bilinear(raw), camera)
+    if jpeg_quality is not None:
+        developed = jpeg_roundtrip(developed, jpeg_quality)
+    return developed
+
+
 def quantize_8bit(image: torch.Tensor) -> torch.Tensor:
     """Clips to [0, 1] and rounds to the 256 levels of an 8-bit image."""
     return (image.clamp(0, 1) * 255).round() / 255
@@ -180,6 +337,8 @@ class Degradation:
     sigma_range: tuple[float, float] = (0.0, 55.0)
     poisson_probability: float = 0.0
     photons_range: tuple[float, float] = (50.0, 1000.0)
+    camera_probability: float = 0.0
+    shot_noise_range: tuple[float, float] = SHOT_NOISE_RANGE
     # super-resolution
     scales: tuple[int, ...] = (2,)
     blur_probability: float = 0.0
@@ -208,7 +367,14 @@ class Degradation:
         self.scales = tuple(int(scale) for scale in self.scales)
         if not self.scales or any(scale not in (2, 3, 4) for scale in self.scales):
             raise ValueError(f"scales={self.scales!r} is not valid; use one or more of 2, 3, 4.")
-        for name in ("poisson_probability", "blur_probability", "jpeg_probability"):
+        if self.poisson_probability + self.camera_probability > 1:
+            raise ValueError(
+                f"poisson_probability={self.poisson_probability!r} and camera_probability="
+                f"{self.camera_probability!r} are not valid together; their sum must be at most 1."
+            )
+        if self.shot_noise_range[0] <= 0:
+            raise ValueError(f"shot_noise_range={self.shot_noise_range!r} is not valid; its low end must be above 0.")
+        for name in ("poisson_probability", "camera_probability", "blur_probability", "jpeg_probability"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not valid; it must be in [0, 1].")
 
@@ -225,7 +391,13 @@ class Degradation:
     def _degrade(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.task == "denoising":
             sigma = _uniform(generator, *self.sigma_range)
-            if torch.rand((), generator=generator).item() < self.poisson_probability:
+            choice = torch.rand((), generator=generator).item()
+            if choice >= 1 - self.camera_probability:  # the top of [0, 1): the draws of other kinds stay as they were
+                quality = None
+                if torch.rand((), generator=generator).item() < self.jpeg_probability:
+                    quality = round(_uniform(generator, *self.jpeg_quality_range))
+                return camera_pipeline_noise(clean, generator, shot_range=self.shot_noise_range, jpeg_quality=quality)
+            if choice < self.poisson_probability:
                 photons = math.exp(_uniform(generator, *map(math.log, self.photons_range)))
                 return add_poisson_gaussian_noise(clean, photons, sigma / 4, generator)
             return add_gaussian_noise(clean, sigma, generator)
@@ -286,4 +458,14 @@ __all__ = [
     "jpeg_roundtrip",
     "darken",
     "quantize_8bit",
+    "Camera",
+    "camera_pipeline_noise",
+    "camera_noise_levels",
+    "add_shot_read_noise",
+    "unprocess",
+    "develop",
+    "mosaic",
+    "demosaic_bilinear",
+    "tone_curve",
+    "inverse_tone_curve",
 ]

@@ -105,3 +105,91 @@ def test_bad_input_is_a_clear_error():
         Degradation("denoising").apply(torch.zeros(8, 8, dtype=torch.uint8), generator())
     with pytest.raises(ValueError, match="exposure=0"):
         darken(torch.zeros(3, 4, 4), exposure=0, gamma=2, photons=None, read_sigma=0, generator=generator())
+
+
+# --- the camera pipeline ------------------------------------------------------------------------------------
+
+
+def test_camera_pipeline_without_noise_returns_the_input_within_quantisation(photo):
+    from mirnet_hf.degradations import Camera, develop, unprocess
+
+    for seed in range(5):
+        camera = Camera.random(generator(seed))
+        assert torch.allclose(camera.camera_to_rgb.sum(dim=1), torch.ones(3))  # grey stays grey
+        developed = develop(unprocess(photo, camera), camera)
+        assert float((developed - photo).abs().max()) < 0.5 / 255
+    # With the mosaic and demosaicking too, on a smooth image (bilinear demosaicking is exact on flat colour).
+    smooth = torch.nn.functional.avg_pool2d(photo[None], 8)[0].repeat_interleave(8, 1).repeat_interleave(8, 2)
+    flat = torch.ones_like(photo) * torch.tensor([0.7, 0.4, 0.2])[:, None, None]
+    from mirnet_hf.degradations import camera_pipeline_noise, quantize_8bit
+
+    restored = quantize_8bit(camera_pipeline_noise(flat, generator(1), noise=False))
+    assert float((restored - flat).abs().max()) <= 0.5 / 255 + 1e-6
+    interior = (quantize_8bit(camera_pipeline_noise(smooth, generator(2), noise=False)) - smooth)[:, 8:-8, 8:-8]
+    assert float(interior.abs().mean()) < 2 / 255  # only the block edges of the smooth image differ
+
+
+def test_raw_noise_variance_rises_with_the_signal():
+    from mirnet_hf.degradations import add_shot_read_noise
+
+    shot, read = 4e-3, 1e-5
+    variances = []
+    for level in (0.05, 0.2, 0.8):
+        raw = torch.full((1, 128, 128), level)
+        noisy = add_shot_read_noise(raw, shot, read, generator())
+        variances.append(float((noisy - raw).var()))
+        assert abs(variances[-1] - (shot * level + read)) < 0.1 * (shot * level + read)
+    assert variances[0] < variances[1] < variances[2]
+    with pytest.raises(ValueError, match="shot=-1"):
+        add_shot_read_noise(raw, -1, 0, generator())
+
+
+def test_read_noise_follows_the_shot_noise_like_a_camera():
+    from mirnet_hf.degradations import camera_noise_levels
+
+    levels = [camera_noise_levels(generator(seed)) for seed in range(200)]
+    shots, reads = np.log([level[0] for level in levels]), np.log([level[1] for level in levels])
+    assert np.corrcoef(shots, reads)[0, 1] > 0.9
+    assert np.exp(shots).min() >= 1e-4 and np.exp(shots).max() <= 1.2e-2
+
+
+def test_camera_noise_is_spatially_correlated_and_coloured_after_demosaicking():
+    from mirnet_hf.degradations import camera_pipeline_noise
+
+    grey = torch.full((3, 128, 128), 0.45)
+    noise = camera_pipeline_noise(grey, generator(0), shot_range=(5e-3, 5e-3)) - grey
+    white = evaluation_degradation("denoising", 15).apply(grey, generator(0)) - grey
+
+    def neighbour_correlation(residual):
+        return float(np.corrcoef(residual[:, :, :-1].flatten(), residual[:, :, 1:].flatten())[0, 1])
+
+    def channel_correlation(residual):
+        return float(np.corrcoef(residual[0].flatten(), residual[1].flatten())[0, 1])
+
+    assert neighbour_correlation(noise) > 0.3 and abs(neighbour_correlation(white)) < 0.05
+    assert abs(channel_correlation(noise)) > 0.1 and abs(channel_correlation(white)) < 0.05
+
+
+def test_camera_noise_is_seeded_mixed_in_at_its_rate_and_checks_its_parameters(photo):
+    from mirnet_hf.degradations import camera_pipeline_noise
+
+    degradation = Degradation("denoising", camera_probability=0.5, poisson_probability=0.2, jpeg_probability=0.5)
+    assert torch.equal(degradation.apply(photo, generator(7)), degradation.apply(photo, generator(7)))
+    assert not torch.equal(degradation.apply(photo, generator(7)), degradation.apply(photo, generator(8)))
+    # Without camera noise, the draws (and so the evaluation sets) are those of before.
+    assert torch.equal(
+        Degradation("denoising", poisson_probability=0.3).apply(photo, generator(5)),
+        Degradation("denoising", poisson_probability=0.3, camera_probability=0.0).apply(photo, generator(5)),
+    )
+    with pytest.raises(ValueError, match="their sum must be at most 1"):
+        Degradation("denoising", camera_probability=0.8, poisson_probability=0.3)
+    with pytest.raises(ValueError, match="camera_probability=1.5"):
+        Degradation("denoising", camera_probability=1.5)
+    with pytest.raises(ValueError, match="shot_noise_range"):
+        Degradation("denoising", shot_noise_range=(0.0, 1e-2))
+    with pytest.raises(ValueError, match="shot_range"):
+        camera_pipeline_noise(photo, generator(), shot_range=(1e-2, 1e-3))
+    with pytest.raises(ValueError, match="exposure=0"):
+        camera_pipeline_noise(photo, generator(), exposure=0)
+    with pytest.raises(TypeError, match="float tensor"):
+        camera_pipeline_noise(photo.numpy(), generator())
