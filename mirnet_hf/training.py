@@ -347,6 +347,14 @@ class StopRequest:
             signal.signal(number, handler)
 
 
+def ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader workers leave SIGTERM and SIGINT to the main process, which saves a checkpoint and exits:
+    Ctrl-C and job schedulers signal the whole process group, and a worker killed by the signal would make
+    the DataLoader raise before the checkpoint is written."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def find_checkpoint(output_dir: Path, which: str) -> Path | None:
     """`which` is a folder or 'latest' (None when no checkpoint exists yet, so a first run can use it too)."""
     if which != "latest":
@@ -657,6 +665,7 @@ class Trainer:
             batch_size=None,
             num_workers=workers,
             prefetch_factor=2 if workers else None,
+            worker_init_fn=ignore_stop_signals if workers else None,
             pin_memory=self.accelerator.device.type == "cuda",
         )
 

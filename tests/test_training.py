@@ -234,14 +234,19 @@ def test_compiled_steps_equal_eager_steps(tmp_path, data):
         assert abs(losses["compiled"][step] - loss) < 1e-4 * loss, step
 
 
-def test_sigterm_saves_a_checkpoint_and_exits(tmp_path, data):
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_sigterm_to_the_process_group_saves_a_checkpoint_and_exits(tmp_path, data, workers):
     output = tmp_path / "run"
-    args = base_args(data, output, steps=10_000, **{"--checkpointing_steps": "1000"})
-    process = subprocess.Popen([sys.executable, TRAIN, *args], env=environment(), stderr=subprocess.PIPE, text=True)
+    args = base_args(
+        data, output, steps=10_000, **{"--checkpointing_steps": "1000", "--dataloader_num_workers": workers}
+    )
+    process = subprocess.Popen(
+        [sys.executable, TRAIN, *args], env=environment(), stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     deadline = time.time() + 300
     while max(history(output), default=0) < 3 and time.time() < deadline:
         time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
+    os.killpg(process.pid, signal.SIGTERM)  # as Ctrl-C and job schedulers do: the data workers get it too
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 0, stderr[-2000:]
     assert "stopped by signal" in stderr
