@@ -19,7 +19,11 @@ Protocols:
   it, then bicubic upsampling back to the high-resolution size (the RealSR protocol: the network maps the
   upsampled image to the sharp one).
 - low-light: the image is darkened by a gamma above 1 and an exposure scale, then shot and read noise are
-  added and the result quantised to 8 bits, as a short exposure would record it.
+  added and the result quantised to 8 bits, as a short exposure would record it. With probability
+  `camera_probability` the dark shot comes from the camera pipeline instead (the raw signal scaled by
+  `exposure ** 1.5`, which darkens about as much as the gamma path, and high-ISO noise levels from
+  `low_light_shot_noise_range`). `color_cast` tints either kind (white balance off by up to that factor, as
+  under tungsten or mixed light), and `jpeg_probability` saves it as a JPEG.
 """
 
 from __future__ import annotations
@@ -276,10 +280,12 @@ def camera_pipeline_noise(
     exposure: float = 1.0,
     noise: bool = True,
     jpeg_quality: int | None = None,
+    color_cast: tuple[float, float, float] | None = None,
 ) -> torch.Tensor:
     """A clean sRGB image as a camera would record it: unprocessed to raw with a random camera, scaled by
     `exposure` (below 1: an under-exposed shot, kept dark), mosaicked, given shot and read noise (`noise`),
-    demosaicked, developed and optionally saved as a JPEG of `jpeg_quality`.
+    demosaicked, developed (with white-balance gains off by the factors `color_cast`, if given) and optionally
+    saved as a JPEG of `jpeg_quality`.
 
     Example:
 
@@ -303,6 +309,8 @@ def camera_pipeline_noise(
     raw = mosaic(unprocess(image, camera) * exposure)
     if noise:
         raw = add_shot_read_noise(raw, shot, read, generator)
+    if color_cast is not None:
+        camera = Camera(camera.camera_to_rgb, camera.gains * torch.tensor(color_cast))
     developed = develop(demosaic_bilinear(raw), camera)
     if jpeg_quality is not None:
         developed = jpeg_roundtrip(developed, jpeg_quality)
@@ -350,6 +358,8 @@ class Degradation:
     gamma_range: tuple[float, float] = (1.2, 2.2)
     low_light_photons_range: tuple[float, float] | None = (300.0, 3000.0)
     read_sigma_range: tuple[float, float] = (0.5, 3.0)
+    low_light_shot_noise_range: tuple[float, float] = (1e-4, 3e-3)
+    color_cast: float = 0.0
     extra: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -372,8 +382,11 @@ class Degradation:
                 f"poisson_probability={self.poisson_probability!r} and camera_probability="
                 f"{self.camera_probability!r} are not valid together; their sum must be at most 1."
             )
-        if self.shot_noise_range[0] <= 0:
-            raise ValueError(f"shot_noise_range={self.shot_noise_range!r} is not valid; its low end must be above 0.")
+        for name in ("shot_noise_range", "low_light_shot_noise_range"):
+            if getattr(self, name)[0] <= 0:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not valid; its low end must be above 0.")
+        if not 0 <= self.color_cast < 1:
+            raise ValueError(f"color_cast={self.color_cast!r} is not valid; it must be in [0, 1).")
         for name in ("poisson_probability", "camera_probability", "blur_probability", "jpeg_probability"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not valid; it must be in [0, 1].")
@@ -393,9 +406,7 @@ class Degradation:
             sigma = _uniform(generator, *self.sigma_range)
             choice = torch.rand((), generator=generator).item()
             if choice >= 1 - self.camera_probability:  # the top of [0, 1): the draws of other kinds stay as they were
-                quality = None
-                if torch.rand((), generator=generator).item() < self.jpeg_probability:
-                    quality = round(_uniform(generator, *self.jpeg_quality_range))
+                quality = self._jpeg_quality(generator)
                 return camera_pipeline_noise(clean, generator, shot_range=self.shot_noise_range, jpeg_quality=quality)
             if choice < self.poisson_probability:
                 photons = math.exp(_uniform(generator, *map(math.log, self.photons_range)))
@@ -412,10 +423,39 @@ class Degradation:
             height, width = (clean.shape[-2] // scale) * scale, (clean.shape[-1] // scale) * scale
             degraded = super_resolution_input(clean[:, :height, :width], scale, blur, quality)
             return F.pad(degraded, (0, clean.shape[-1] - width, 0, clean.shape[-2] - height), mode="replicate")
+        return self._low_light(clean, generator)
+
+    def _jpeg_quality(self, generator: torch.Generator) -> int | None:
+        if self.jpeg_probability and torch.rand((), generator=generator).item() < self.jpeg_probability:
+            return round(_uniform(generator, *self.jpeg_quality_range))
+        return None
+
+    def _color_cast(self, generator: torch.Generator) -> tuple[float, float, float] | None:
+        """Red and blue gains off by up to a factor of 1 + color_cast either way (None without casts)."""
+        if not self.color_cast:
+            return None
+        limit = math.log1p(self.color_cast)
+        return (math.exp(_uniform(generator, -limit, limit)), 1.0, math.exp(_uniform(generator, -limit, limit)))
+
+    def _low_light(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        # Extra draws only when a feature is on, so the evaluation protocols keep their noise.
+        if self.camera_probability and torch.rand((), generator=generator).item() < self.camera_probability:
+            exposure = _uniform(generator, *self.exposure_range)
+            return camera_pipeline_noise(
+                clean,
+                generator,
+                shot_range=self.low_light_shot_noise_range,
+                exposure=exposure**1.5,
+                jpeg_quality=self._jpeg_quality(generator),
+                color_cast=self._color_cast(generator),
+            )
         photons = None
         if self.low_light_photons_range is not None:
             photons = math.exp(_uniform(generator, *map(math.log, self.low_light_photons_range)))
-        return darken(
+        cast = self._color_cast(generator)
+        if cast is not None:
+            clean = (clean * torch.tensor(cast, dtype=clean.dtype)[:, None, None]).clamp(0, 1)
+        dark = darken(
             clean,
             exposure=_uniform(generator, *self.exposure_range),
             gamma=_uniform(generator, *self.gamma_range),
@@ -423,6 +463,8 @@ class Degradation:
             read_sigma=_uniform(generator, *self.read_sigma_range),
             generator=generator,
         )
+        quality = self._jpeg_quality(generator)
+        return dark if quality is None else jpeg_roundtrip(dark, quality)
 
 
 # Fixed evaluation protocols (documented in the README): one per reported level.

@@ -113,6 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--jpeg_quality_range", type=int, nargs=2, default=[60, 95])
     group.add_argument("--exposure_range", type=float, nargs=2, default=[0.05, 0.3])
     group.add_argument("--gamma_range", type=float, nargs=2, default=[1.2, 2.2])
+    group.add_argument(
+        "--low_light_shot_noise_range",
+        type=float,
+        nargs=2,
+        default=[1e-4, 3e-3],
+        help="Raw shot-noise gain of low-light camera shots (with --camera_probability).",
+    )
+    group.add_argument(
+        "--color_cast", type=float, default=0.0, help="Low light: white balance off by up to this factor (0.3: 30%%)."
+    )
     group = parser.add_argument_group("model")
     group.add_argument("--model_name_or_path", default=None, help="Checkpoint to fine-tune (folder or Hub id).")
     group.add_argument(
@@ -224,6 +234,8 @@ def build_degradation(args: argparse.Namespace, task: str) -> Degradation:
         jpeg_probability=args.jpeg_probability,
         exposure_range=tuple(args.exposure_range),
         gamma_range=tuple(args.gamma_range),
+        low_light_shot_noise_range=tuple(args.low_light_shot_noise_range),
+        color_cast=args.color_cast,
     )
 
 
@@ -791,7 +803,14 @@ class Trainer:
             return text
         if self.task == "super-resolution":
             return "bicubic x" + "/".join(map(str, d.scales))
-        return f"synthetic low light (exposure {d.exposure_range}, gamma {d.gamma_range}, shot and read noise)"
+        text = f"synthetic low light (exposure {d.exposure_range}, gamma {d.gamma_range}, shot and read noise"
+        if d.camera_probability:
+            text += f"; camera-pipeline shots for {d.camera_probability:.0%}"
+        if d.color_cast:
+            text += f"; colour casts up to {d.color_cast:.0%}"
+        if d.jpeg_probability:
+            text += f"; JPEG for {d.jpeg_probability:.0%}"
+        return text + ")"
 
 
 def main(argv: list[str] | None = None) -> int:

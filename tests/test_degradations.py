@@ -193,3 +193,38 @@ def test_camera_noise_is_seeded_mixed_in_at_its_rate_and_checks_its_parameters(p
         camera_pipeline_noise(photo, generator(), exposure=0)
     with pytest.raises(TypeError, match="float tensor"):
         camera_pipeline_noise(photo.numpy(), generator())
+
+
+def test_low_light_camera_shots_are_dark_noisy_and_seeded(photo):
+    from mirnet_hf.degradations import darken
+
+    camera = Degradation("low-light-enhancement", exposure_range=(0.1, 0.1), camera_probability=1.0)
+    gamma = Degradation("low-light-enhancement", exposure_range=(0.1, 0.1), gamma_range=(2.0, 2.0))
+    dark_camera, dark_gamma = camera.apply(photo, generator(3)), gamma.apply(photo, generator(3))
+    assert torch.equal(dark_camera, camera.apply(photo, generator(3)))
+    # As dark as the gamma path at the same exposure (within a factor of 2), and far darker than the photo.
+    assert 0.5 < float(dark_camera.mean() / dark_gamma.mean()) < 2.0
+    assert float(dark_camera.mean()) < 0.25 * float(photo.mean())
+    # The evaluation protocol keeps its noise: the same draws as before the camera path existed.
+    g = generator(9)
+    for _ in range(4):  # the protocol's fixed draws: photons, exposure, gamma, read noise
+        torch.rand((), generator=g)
+    expected = darken(photo, exposure=0.1, gamma=2.0, photons=1000.0, read_sigma=1.0, generator=g)
+    assert torch.equal(evaluation_degradation("low-light-enhancement", 0.1).apply(photo, generator(9)), expected)
+
+
+def test_colour_casts_tint_red_and_blue_within_their_limit(photo):
+    grey = torch.full((3, 32, 32), 0.6)
+    tinted = Degradation("low-light-enhancement", exposure_range=(0.3, 0.3), gamma_range=(1.0, 1.0),
+                         low_light_photons_range=None, read_sigma_range=(0, 0), color_cast=0.3)  # fmt: skip
+    ratios = []
+    for seed in range(20):
+        dark = tinted.apply(grey, generator(seed))
+        means = dark.mean(dim=(1, 2))
+        ratios += [float(means[0] / means[1]), float(means[2] / means[1])]
+    assert max(ratios) > 1.1 and min(ratios) < 0.9  # casts both ways
+    assert max(ratios) < 1.3 + 0.05 and min(ratios) > 1 / 1.3 - 0.05
+    with pytest.raises(ValueError, match="color_cast=1.5"):
+        Degradation("low-light-enhancement", color_cast=1.5)
+    with pytest.raises(ValueError, match="low_light_shot_noise_range"):
+        Degradation("low-light-enhancement", low_light_shot_noise_range=(0.0, 1e-3))

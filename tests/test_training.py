@@ -222,6 +222,20 @@ def test_bf16_autocast_on_cpu_reaches_the_float32_loss(tmp_path, data):
     assert "mixed precision bf16" in (tmp_path / "bf16" / "README.md").read_text()
 
 
+def test_gradient_accumulation_equals_the_larger_batch(tmp_path, data):
+    # Two micro-batches of 2 read the same 4 patches as one batch of 4, so the steps match.
+    losses = {}
+    for name, batch, accumulation in (("large", "4", "1"), ("accumulated", "2", "2")):
+        output = tmp_path / name
+        extra = {"--train_batch_size": batch, "--gradient_accumulation_steps": accumulation}
+        finished = run(base_args(data, output, steps=6, **{"--dataloader_num_workers": "0", **extra}))
+        assert finished.returncode == 0, finished.stderr[-3000:]
+        losses[name] = history(output)
+    assert sorted(losses["accumulated"]) == list(range(1, 7))
+    for step, loss in losses["large"].items():
+        assert abs(losses["accumulated"][step] - loss) < 1e-4 * loss, step
+
+
 def test_compiled_steps_equal_eager_steps(tmp_path, data):
     losses = {}
     for mode, extra in (("eager", {}), ("compiled", {"--torch_compile": None})):
