@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .configuration_mirnet import TASKS
 from .image_io import format_for_suffix
-from .inference import DEFAULT_MAX_PIXELS, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, PRECISIONS
+from .inference import DEFAULT_MAX_PIXELS, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, PRECISIONS, check_tile_settings
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -86,6 +86,11 @@ def _restore(args: argparse.Namespace) -> int:
     if not inputs:
         return 1
     try:
+        check_tile_settings(args.tile or None, args.tile_overlap, args.tile_batch_size)
+    except ValueError as error:
+        print(f"mirnet-hf restore: error: invalid tile settings: {error}", file=sys.stderr)
+        return 2
+    try:
         restorer = MIRNetRestorer(
             args.model,
             device=args.device,
@@ -97,7 +102,17 @@ def _restore(args: argparse.Namespace) -> int:
             max_pixels=args.max_pixels or None,
         )
     except (OSError, ValueError, TypeError) as error:
-        print(f"mirnet-hf restore: error: cannot set up model {args.model!r}: {error}", file=sys.stderr)
+        print(f"mirnet-hf restore: error: cannot load the model {args.model!r}: {error}", file=sys.stderr)
+        return 2
+    if args.scale is not None and restorer.config.task != "super-resolution":
+        print(
+            f"mirnet-hf restore: error: --scale {args.scale} is for super-resolution models; {args.model!r} is a "
+            f"{restorer.config.task} model (leave --scale out).",
+            file=sys.stderr,
+        )
+        return 2
+    if args.scale is not None and args.scale < 1:
+        print(f"mirnet-hf restore: error: --scale {args.scale} is not valid; use 2, 3 or 4.", file=sys.stderr)
         return 2
     failures = len(problems)
     for source, target in zip(inputs, plan_outputs(inputs, Path(args.output))):
@@ -106,8 +121,8 @@ def _restore(args: argparse.Namespace) -> int:
             failures += 1
             continue
         try:
-            restorer.check_size(source, args.scale)
-            loaded = read_image(source)
+            restorer.check_size(source, args.scale)  # from the header: nothing is decoded past the limit
+            loaded = read_image(source, max_pixels=restorer.max_pixels)
             if loaded.frames > 1:
                 print(f"mirnet-hf restore: note: {source} has {loaded.frames} frames; restoring the first")
             with tqdm(total=1, desc=source.name, unit="tile", leave=False, disable=args.quiet) as bar:
@@ -252,7 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        # Writes are atomic, so an interrupted run leaves no partial file behind.
+        print(f"\nmirnet-hf {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .image_io import LoadedImage, read_image, write_image
+from .image_io import ImageLimitError, LoadedImage, image_size, read_image, write_image
 from .inference import DEFAULT_TILE_SIZE, MIRNetRestorer, pil_pixel_limit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -191,9 +191,8 @@ def load_upload(path: str | None, max_pixels: int, scale: int = 1) -> LoadedImag
     if not path:
         raise AppError("upload an image first.")
     try:
-        with pil_pixel_limit(None), Image.open(path) as opened:
-            width, height = opened.size
-    except Exception:
+        width, height = image_size(path)  # the header only, for every decoder: nothing is decoded yet
+    except (OSError, ValueError):
         raise AppError("this file is not an image we can read (supported: PNG, JPEG, TIFF, WebP, BMP, GIF).") from None
     if width * height * scale * scale > max_pixels:
         limit = max_pixels / 1e6
@@ -204,7 +203,9 @@ def load_upload(path: str | None, max_pixels: int, scale: int = 1) -> LoadedImag
         )
     try:
         with pil_pixel_limit(max_pixels):
-            return read_image(path)
+            return read_image(path, max_pixels=max_pixels)
+    except ImageLimitError as error:
+        raise AppError(str(error)) from None
     except Exception as error:
         raise AppError(f"the image could not be decoded (is the file complete?): {error}") from None
 

@@ -2,7 +2,12 @@
 
 PIL handles 8-bit images and 16-bit grayscale; 16-bit colour PNG and TIFF, which PIL would reduce
 to 8 bits, are read and written with pypng and tifffile so 16 bits in give 16 bits out. Writes are
-atomic: a temporary file beside the target is renamed over it only when complete.
+atomic: a temporary file beside the target is renamed over it only when complete, with the permissions
+the umask gives a new file (or those of the file it replaces).
+
+Hostile files are refused before any pixel is decoded: `image_size` reads the size from the header for
+every decoder (PNG's IHDR, TIFF's first page, PIL's header for the rest), `read_image(max_pixels=...)`
+checks it, and an ICC profile is decompressed only up to `MAX_ICC_PROFILE_BYTES`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,14 @@ import numpy as np
 from PIL import Image
 
 _EXIF_ORIENTATION = 0x0112
+# Real ICC profiles are a few kB to a few hundred kB; a compressed one may expand to gigabytes.
+MAX_ICC_PROFILE_BYTES = 4_000_000
+
+
+class ImageLimitError(ValueError):
+    """An image file refused before decoding: too many pixels, or an ancillary chunk over its cap."""
+
+
 # Formats PIL writes, by file suffix.
 _SUFFIX_FORMATS = {
     ".png": "PNG",
@@ -52,6 +65,72 @@ def _png_header(path: Path) -> tuple[int, int] | None:
     return head[24], head[25]  # bit depth, colour type
 
 
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk, without PIL (which may refuse the file's other chunks)."""
+    with path.open("rb") as handle:
+        head = handle.read(24)
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", head[16:24])
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image file, read from its header only, whichever decoder would read it.
+
+    Example:
+
+    ```python
+    >>> from mirnet_hf.image_io import image_size
+    >>> image_size("../shared/datasets/Kodak24/kodim01.png")
+    (500, 500)
+
+    ```
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file {str(path)!r} does not exist.")
+    size = _png_size(path)
+    if size is not None:
+        return size
+    if path.suffix.lower() in (".tif", ".tiff"):
+        try:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages[0]
+                return int(page.imagewidth), int(page.imagelength)
+        except Exception:
+            pass  # let PIL's header reader try
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # the header only: the caller applies its own limit
+    try:
+        with Image.open(path) as opened:
+            return opened.size
+    except Exception as error:
+        raise ValueError(f"{str(path)!r} is not an image file we can read ({error}).") from error
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
+def check_pixels(width: int, height: int, max_pixels: int | None, scale: int = 1, name: str = "the image") -> None:
+    """Raises `ImageLimitError` when the output (`scale` times each side) would exceed `max_pixels`."""
+    pixels = width * height * scale * scale
+    if max_pixels is not None and pixels > max_pixels:
+        raise ImageLimitError(
+            f"{name} is {width}x{height}"
+            + (f" (x{scale}: {width * scale}x{height * scale})" if scale > 1 else "")
+            + f" = {pixels / 1e6:.1f} megapixels, above the limit of {max_pixels / 1e6:.1f} megapixels."
+        )
+
+
+def _bounded_decompress(data: bytes, limit: int, what: str) -> bytes:
+    inflater = zlib.decompressobj()
+    plain = inflater.decompress(data, limit)
+    if inflater.unconsumed_tail:
+        raise ImageLimitError(f"its {what} expands to more than {limit / 1e6:g} MB, the limit.")
+    return plain
+
+
 def _read_png16(path: Path) -> LoadedImage:
     import png
 
@@ -63,7 +142,7 @@ def _read_png16(path: Path) -> LoadedImage:
     for chunk_type, data in png.Reader(filename=str(path)).chunks():
         if chunk_type == b"iCCP":
             name_end = data.index(b"\x00")
-            icc = zlib.decompress(data[name_end + 2 :])
+            icc = _bounded_decompress(data[name_end + 2 :], MAX_ICC_PROFILE_BYTES, "ICC profile")
         elif chunk_type == b"eXIf":
             exif = bytes(data)
     if planes == 1:
@@ -88,8 +167,9 @@ def _read_tiff16(path: Path) -> LoadedImage | None:
     return LoadedImage(array, "TIFF", icc_bytes, None)
 
 
-def read_image(path: str | Path) -> LoadedImage:
-    """Reads an image file, keeping 16-bit colour, the ICC profile and EXIF.
+def read_image(path: str | Path, max_pixels: int | None = None) -> LoadedImage:
+    """Reads an image file, keeping 16-bit colour, the ICC profile and EXIF. With `max_pixels`, a larger
+    image is refused (`ImageLimitError`) from its header, before anything is decoded.
 
     Example:
 
@@ -101,12 +181,14 @@ def read_image(path: str | Path) -> LoadedImage:
     ```
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image file {str(path)!r} does not exist.")
+    width, height = image_size(path)
+    check_pixels(width, height, max_pixels, name=repr(str(path)))
     header = _png_header(path)
     if header is not None and header[0] == 16 and header[1] in (2, 4, 6):
         try:
             return _read_png16(path)
+        except ImageLimitError as error:
+            raise ImageLimitError(f"{str(path)!r} is refused: {error}") from None
         except Exception as error:
             raise ValueError(f"{str(path)!r} could not be decoded as a 16-bit PNG ({error}).") from error
     if path.suffix.lower() in (".tif", ".tiff"):
@@ -116,10 +198,14 @@ def read_image(path: str | Path) -> LoadedImage:
             loaded = None  # not a 16-bit colour TIFF tifffile can read: let PIL try
         if loaded is not None:
             return loaded
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = previous if max_pixels is None else max_pixels  # PIL's bomb check at our limit
     try:
         image = Image.open(path)
     except Exception as error:
         raise ValueError(f"{str(path)!r} is not an image file PIL can read ({error}).") from error
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
     frames = getattr(image, "n_frames", 1)
     return LoadedImage(image, image.format or "PNG", image.info.get("icc_profile"), image.info.get("exif"), frames)
 
@@ -191,6 +277,12 @@ def _encode(image: Any, format: str, icc: bytes | None, exif: bytes | None) -> b
     return buffer.getvalue()
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
 def format_for_suffix(path: str | Path) -> str | None:
     """The format a file name asks for (`photo.tif` -> `TIFF`), or None for an unknown suffix."""
     return _SUFFIX_FORMATS.get(Path(path).suffix.lower())
@@ -226,6 +318,8 @@ def write_image(path: str | Path, image: Any, like: LoadedImage | None = None, f
         with os.fdopen(handle, "wb") as output:
             output.write(data)
             output.flush()
+            # mkstemp makes the file private (0600); give it what a new file gets, or keep the replaced one's.
+            os.fchmod(output.fileno(), path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
             os.fsync(output.fileno())
         os.replace(temporary, path)
     except BaseException:
@@ -233,4 +327,13 @@ def write_image(path: str | Path, image: Any, like: LoadedImage | None = None, f
         raise
 
 
-__all__ = ["LoadedImage", "read_image", "write_image", "format_for_suffix"]
+__all__ = [
+    "LoadedImage",
+    "ImageLimitError",
+    "MAX_ICC_PROFILE_BYTES",
+    "read_image",
+    "write_image",
+    "image_size",
+    "check_pixels",
+    "format_for_suffix",
+]

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .image_io import ImageLimitError, check_pixels, image_size
 from .image_processing_mirnet import MIRNetImageProcessor, to_rgb_array
 from .modeling_mirnet import (
     MIRNetForImageRestoration,
@@ -140,6 +141,20 @@ class RestoreStats:
     compiled_shapes: set = field(default_factory=set)
 
 
+def check_tile_settings(tile_size: int | None, tile_overlap: int, tile_batch_size: int | None = None) -> None:
+    """Raises `ValueError` naming the bad value for tile settings `MIRNetRestorer` cannot use."""
+    if tile_size is not None:
+        if isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < 4 or tile_size % 4:
+            raise ValueError(f"tile_size={tile_size!r} is not valid; it must be a multiple of 4, at least 4.")
+        if not isinstance(tile_overlap, int) or tile_overlap < 0 or tile_overlap >= tile_size:
+            raise ValueError(
+                f"tile_overlap={tile_overlap!r} is not valid with tile_size={tile_size}; it must be a whole "
+                f"number from 0 to {tile_size - 1}."
+            )
+    if tile_batch_size is not None and (not isinstance(tile_batch_size, int) or tile_batch_size < 1):
+        raise ValueError(f"tile_batch_size={tile_batch_size!r} is not valid; it must be a positive integer.")
+
+
 class MIRNetRestorer:
     """Restores images of any size with a MIRNet model, tile by tile.
 
@@ -194,16 +209,7 @@ class MIRNetRestorer:
         self.device = select_device(device)
         self.precision = resolve_precision(precision, self.device)
         tile_size = tile_size or None
-        if tile_size is not None:
-            if isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < 4 or tile_size % 4:
-                raise ValueError(f"tile_size={tile_size!r} is not valid; it must be a multiple of 4, at least 4.")
-            if not isinstance(tile_overlap, int) or tile_overlap < 0 or tile_overlap >= tile_size:
-                raise ValueError(
-                    f"tile_overlap={tile_overlap!r} is not valid with tile_size={tile_size}; it must be a whole "
-                    f"number from 0 to {tile_size - 1}."
-                )
-        if tile_batch_size is not None and (not isinstance(tile_batch_size, int) or tile_batch_size < 1):
-            raise ValueError(f"tile_batch_size={tile_batch_size!r} is not valid; it must be a positive integer.")
+        check_tile_settings(tile_size, tile_overlap, tile_batch_size)
         if max_pixels is not None and max_pixels < 1:
             raise ValueError(f"max_pixels={max_pixels!r} is not valid; it must be positive (or None for no limit).")
         self.tile_size, self.tile_overlap, self.max_pixels = tile_size, tile_overlap, max_pixels
@@ -317,14 +323,12 @@ class MIRNetRestorer:
             return
         height, width = _image_size(image)
         scale = self.processor.upscale if upscale is None else upscale
-        pixels = height * width * scale * scale
-        if pixels > self.max_pixels:
-            raise ValueError(
-                f"the image is {width}x{height}"
-                + (f" (x{scale}: {width * scale}x{height * scale})" if scale > 1 else "")
-                + f" = {pixels / 1e6:.1f} megapixels, above the limit of {self.max_pixels / 1e6:.1f} megapixels; "
-                "raise max_pixels (--max-pixels) to restore it anyway."
-            )
+        try:
+            check_pixels(width, height, self.max_pixels, scale)
+        except ImageLimitError as error:
+            raise ImageLimitError(
+                f"{str(error)[:-1]}; raise max_pixels (--max-pixels) to restore it anyway."
+            ) from None
 
     def __call__(self, image: Any, progress: ProgressCallback | None = None, upscale: int | None = None) -> Any:
         """Restores one image (PIL image, HWC array, CHW tensor or path) and returns it in its input's
@@ -356,14 +360,8 @@ def pil_pixel_limit(max_pixels: int | None):
 
 def _image_size(image: Any) -> tuple[int, int]:
     if isinstance(image, (str, Path)):
-        path = Path(image)
-        if not path.is_file():
-            raise FileNotFoundError(f"image file {str(path)!r} does not exist.")
-        try:
-            with pil_pixel_limit(None), Image.open(path) as opened:  # reads the header only
-                return opened.height, opened.width
-        except Exception:
-            return 0, 0  # unreadable: decoding reports it with a clear message
+        width, height = image_size(image)  # the header only, whichever decoder will read the file
+        return height, width
     if isinstance(image, Image.Image):
         return image.height, image.width
     if isinstance(image, np.ndarray):
@@ -397,4 +395,12 @@ def restore(
     return MIRNetRestorer(model, **settings)(image, progress=progress)
 
 
-__all__ = ["MIRNetRestorer", "restore", "select_device", "resolve_precision", "plan_tiles", "RestoreStats"]
+__all__ = [
+    "MIRNetRestorer",
+    "check_tile_settings",
+    "restore",
+    "select_device",
+    "resolve_precision",
+    "plan_tiles",
+    "RestoreStats",
+]

@@ -1,6 +1,10 @@
 import io
+import os
 import shutil
+import stat
+import struct
 import subprocess
+import zlib
 
 import numpy as np
 import pytest
@@ -131,7 +135,8 @@ def test_never_overwrites_the_input(converted_v1, photos, capsys):
 
 
 @pytest.mark.parametrize(
-    ("args", "message"), [(["--tile", "30"], "tile_size=30"), (["--precision", "float16"], "float16")]
+    ("args", "message"),
+    [(["--tile", "30"], "invalid tile settings: tile_size=30"), (["--precision", "float16"], "float16")],
 )
 def test_bad_settings_exit_with_a_clear_message(converted_v1, photos, tmp_path, capsys, args, message):
     code = main(["restore", "--model", str(converted_v1), str(photos), "--output", str(tmp_path / "o"), *args])
@@ -163,3 +168,67 @@ def test_console_script_is_installed(converted_v1, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert Image.open(tmp_path / "o.png").size == (40, 40)
+
+
+# --- hostile and careless use -------------------------------------------------------------------------------
+
+
+def png_file(path, width, height, *, bit_depth=16, chunks=(), pixels=None):
+    """A PNG with the given header and extra chunks before its image data (`pixels`: the raw scanlines)."""
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, 2, 0, 0, 0)
+    data = zlib.compress(pixels if pixels is not None else b"\x00" * 64)
+    body = chunk(b"IHDR", ihdr) + b"".join(chunk(kind, value) for kind, value in chunks) + chunk(b"IDAT", data)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body + chunk(b"IEND", b""))
+    return path
+
+
+def test_png_bombs_are_refused_before_decoding(converted_v1, tmp_path, capsys):
+    # A compressed ICC profile that expands to 16 MB (the one seen here expanded to gigabytes).
+    icc_bomb = b"icc\x00\x00" + zlib.compress(b"\x00" * 16_000_000, 9)
+    rows = b"".join(b"\x00" + b"\x12\x34" * 3 * 8 for _ in range(8))
+    icc = png_file(tmp_path / "icc.png", 8, 8, chunks=[(b"iCCP", icc_bomb)], pixels=rows)
+    # 20000x20000, 16-bit, with a chunk that makes Pillow refuse its header: the size must still be read.
+    huge = png_file(tmp_path / "huge16.png", 20000, 20000, chunks=[(b"iCCP", icc_bomb)])
+    assert restore_cli(converted_v1, str(icc), str(huge), "--output", str(tmp_path / "out")) == 1
+    err = capsys.readouterr().err
+    assert "ICC profile expands to more than 4 MB, the limit" in err
+    assert "20000x20000 = 400.0 megapixels, above the limit of 64.0 megapixels" in err
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_scale_is_refused_for_a_model_that_is_not_super_resolution(converted_v1, photos, tmp_path, capsys):
+    code = restore_cli(converted_v1, str(photos), "--output", str(tmp_path / "out"), "--scale", "5")
+    assert code == 2
+    assert "--scale 5 is for super-resolution models" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_outputs_follow_the_umask_and_keep_a_replaced_files_mode(converted_v1, photos, tmp_path):
+    source = photos / KODAK[0].name
+    previous = os.umask(0o027)
+    try:
+        assert restore_cli(converted_v1, str(source), "--output", str(tmp_path / "new.png")) == 0
+        replaced = tmp_path / "replaced.png"
+        replaced.write_bytes(b"old")
+        replaced.chmod(0o604)
+        assert restore_cli(converted_v1, str(source), "--output", str(replaced)) == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "new.png").stat().st_mode) == 0o640
+    assert stat.S_IMODE(replaced.stat().st_mode) == 0o604
+
+
+def test_ctrl_c_exits_130_with_one_line_and_no_partial_file(converted_v1, photos, tmp_path, capsys, monkeypatch):
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("mirnet_hf.inference.MIRNetRestorer.restore_tensor", interrupted)
+    out = tmp_path / "out"
+    assert restore_cli(converted_v1, str(photos), "--output", str(out)) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "mirnet-hf restore: interrupted"
+    assert not out.exists() or not list(out.iterdir())
