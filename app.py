@@ -10,7 +10,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from mirnet_hf.demo import TASK_LABELS, AppError, AppSettings, ModelCache, restore_upload
+from mirnet_hf.demo import TASK_LABELS, AppError, AppSettings, ModelCache, RestorationCancelled, restore_upload
 from mirnet_hf.inference import DEFAULT_TILE_SIZE
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -36,6 +36,17 @@ class UploadImage(gr.Image):
             raise gr.Error(
                 "This file is not an image we can read (supported: PNG, JPEG, TIFF, WebP, BMP, GIF)."
             ) from None
+
+
+def request_cancelled() -> bool:
+    """True once Gradio has dropped the running request (cancelled, or its client left): Gradio cannot stop a
+    function's thread, so the restoration asks this after every tile."""
+    from gradio.context import LocalContext
+
+    blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
+    if blocks is None or event_id is None:
+        return False
+    return not any(event._id == event_id for job in blocks._queue.active_jobs if job for event in job)
 
 
 API_NAMES = {"denoising": "denoise", "super-resolution": "super_resolve", "low-light-enhancement": "enhance_low_light"}
@@ -87,8 +98,9 @@ def task_tab(task: str, cache: ModelCache) -> None:
                     tile_size=tile_value,
                     precision=precision_value,
                     progress=progress,
+                    cancelled=request_cancelled,
                 )
-            except AppError as error:
+            except (AppError, RestorationCancelled) as error:
                 raise gr.Error(str(error)) from None
             return (result.before, result.after), result.download, result.message
 
@@ -97,6 +109,9 @@ def task_tab(task: str, cache: ModelCache) -> None:
             inputs=[upload, scale, tile, precision, model],
             outputs=[slider, download, info],
             api_name=API_NAMES[task],
+            # One queue for all tasks and the API: MIRNET_CONCURRENCY restorations at once in the whole app.
+            concurrency_id="restoration",
+            concurrency_limit=settings.concurrency,
         )
 
 
@@ -104,7 +119,9 @@ def build_demo(settings: AppSettings | None = None) -> gr.Blocks:
     """The app, with its queue configured (one model load per process, bounded concurrency)."""
     settings = settings or AppSettings.from_environment()
     cache = ModelCache(settings)
-    with gr.Blocks(title="MIRNet image restoration") as demo:
+    age = settings.result_max_age_seconds
+    # Gradio's own copies of uploads and results go after the same age as ours (checked every age/4).
+    with gr.Blocks(title="MIRNet image restoration", delete_cache=(max(60, age // 4), age)) as demo:
         gr.Markdown(
             "# MIRNet image restoration\n"
             "Compact MIRNet-v2 models trained with mirnet-hf on 432 photos: upload a photo, press "

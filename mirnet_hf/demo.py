@@ -1,8 +1,12 @@
 """The Gradio app's logic (`app.py` at the repository root only builds and launches it).
 
 Settings come from environment variables (see `AppSettings.from_environment`), so a Space or a server can set
-the models and limits without code changes. Models load once per process and are shared by all requests; the
-queue bounds how many restorations run at once, so parallel users cannot run the machine out of memory.
+the models and limits without code changes. Models load once per process and are shared by all requests.
+
+Memory and time are bounded for any input the page or the API accepts: one limit on concurrent restorations for
+the whole app (all tasks and the API share it), whole-image mode only below a pixel cap (tiles above it), a
+cancelled request stops at its next tile, model loads never hold a lock other requests wait on (failures are
+remembered for a while), a bounded number of models stay loaded, and results older than a set age are deleted.
 
 Security: the page only ever reads files that Gradio received as uploads. A model named in the page must be a
 configured one or a Hub id (`owner/name`); local folders are only accepted from the environment.
@@ -12,16 +16,19 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import socket
 import tempfile
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .image_io import ImageLimitError, LoadedImage, image_size, read_image, write_image
 from .inference import DEFAULT_TILE_SIZE, MIRNetRestorer, pil_pixel_limit
@@ -40,6 +47,12 @@ ENVIRONMENT_MODELS = {
 }
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 PREVIEW_SIDE = 1600  # the comparison slider shows at most this many pixels a side; the download is full size
+RESULTS_DIR = Path(tempfile.gettempdir()) / "mirnet-app-results"
+NAME_ECHO = 80  # characters of a user-typed model name repeated in messages
+
+
+class RestorationCancelled(Exception):
+    """The request was cancelled or its client left: the restoration stopped at a tile boundary."""
 
 
 class AppError(ValueError):
@@ -59,13 +72,18 @@ class AppSettings:
     queue_size: int = 32
     allow_hub_models: bool = True
     device: str = "auto"
+    whole_image_max_pixels: int = 1_000_000  # whole-image mode costs about 1 GB per megapixel; tiles above this
+    max_models: int = 4
+    failure_seconds: int = 120  # a model that failed to load is not tried again for this long
+    result_max_age_seconds: int = 3600
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> AppSettings:
         """Reads `MIRNET_DENOISING_MODEL`, `MIRNET_SUPER_RESOLUTION_MODEL`, `MIRNET_LOW_LIGHT_MODEL` (each a
         comma-separated list of folders or Hub ids; the first is the default), `MIRNET_MAX_PIXELS`,
-        `MIRNET_MAX_UPLOAD_MB`, `MIRNET_CONCURRENCY`, `MIRNET_QUEUE_SIZE`, `MIRNET_ALLOW_HUB_MODELS` (0/1) and
-        `MIRNET_DEVICE`."""
+        `MIRNET_MAX_UPLOAD_MB`, `MIRNET_CONCURRENCY` (restorations at once, all tasks together),
+        `MIRNET_QUEUE_SIZE`, `MIRNET_ALLOW_HUB_MODELS` (0/1), `MIRNET_DEVICE`, `MIRNET_WHOLE_IMAGE_MAX_PIXELS`,
+        `MIRNET_MAX_MODELS`, `MIRNET_MODEL_FAILURE_SECONDS` and `MIRNET_RESULT_MAX_AGE_SECONDS`."""
         environ = os.environ if environ is None else environ
         settings = cls()
         for task, name in ENVIRONMENT_MODELS.items():
@@ -88,6 +106,10 @@ class AppSettings:
         settings.max_upload_mb = integer("MIRNET_MAX_UPLOAD_MB", settings.max_upload_mb)
         settings.concurrency = integer("MIRNET_CONCURRENCY", settings.concurrency)
         settings.queue_size = integer("MIRNET_QUEUE_SIZE", settings.queue_size)
+        settings.whole_image_max_pixels = integer("MIRNET_WHOLE_IMAGE_MAX_PIXELS", settings.whole_image_max_pixels)
+        settings.max_models = integer("MIRNET_MAX_MODELS", settings.max_models)
+        settings.failure_seconds = integer("MIRNET_MODEL_FAILURE_SECONDS", settings.failure_seconds, minimum=0)
+        settings.result_max_age_seconds = integer("MIRNET_RESULT_MAX_AGE_SECONDS", settings.result_max_age_seconds)
         settings.allow_hub_models = environ.get("MIRNET_ALLOW_HUB_MODELS", "1").strip().lower() not in ("0", "false")
         settings.device = environ.get("MIRNET_DEVICE", settings.device)
         return settings
@@ -101,15 +123,44 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
+def _echo(name: str) -> str:
+    """A user-typed name as messages repeat it: shortened, so a page cannot be flooded through an error."""
+    return repr(name if len(name) <= NAME_ECHO else name[:NAME_ECHO] + "...")
+
+
+def hub_unreachable_reason() -> str | None:
+    """Why the Hub cannot be tried now (offline mode, or no answer to a 3-second connection), else None."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "the app runs offline (HF_HUB_OFFLINE)"
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(constants.ENDPOINT)
+    try:
+        with socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=3):
+            return None
+    except OSError as error:
+        return f"the Hub ({endpoint.hostname}) cannot be reached: {error}"
+
+
 class ModelCache:
-    """Loads each model once per process and keeps a few restorers (one per model, tile and precision)."""
+    """Loads models for the app and keeps a few (`max_models`), with their restorers (one per model, tile and
+    precision).
+
+    A load holds only that model's own lock: other models, and every loaded one, stay available meanwhile. A
+    failed load is remembered for `failure_seconds`, so a bad name costs one attempt, not one per request.
+    `gate` is the app-wide limit on restorations running at once."""
 
     def __init__(self, settings: AppSettings, size: int = 8):
         self.settings = settings
         self.size = size
+        self.gate = threading.BoundedSemaphore(settings.concurrency)
         self._restorers: OrderedDict[tuple, MIRNetRestorer] = OrderedDict()
-        self._models: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self._models: OrderedDict[str, Any] = OrderedDict()
+        self._failures: dict[str, tuple[float, str]] = {}
+        self._load_locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()  # guards the dictionaries only; never held while loading
 
     def check_choice(self, task: str, name: str) -> str:
         """The model to load for a name chosen in the page; refuses anything but configured models and Hub ids."""
@@ -126,7 +177,39 @@ class ModelCache:
         allowed = "one of the listed models" + (
             " or a Hub id like owner/name" if self.settings.allow_hub_models else ""
         )
-        raise AppError(f"model {name!r} is not available here; choose {allowed}.")
+        raise AppError(f"model {_echo(name)} is not available here; choose {allowed}.")
+
+    def model(self, name: str):
+        """The loaded model `name`, loading it if needed (one load per name at a time)."""
+        with self._lock:
+            if name in self._models:
+                self._models.move_to_end(name)
+                return self._models[name]
+            failed = self._failures.get(name)
+            if failed and time.monotonic() - failed[0] < self.settings.failure_seconds:
+                raise AppError(failed[1])
+            load_lock = self._load_locks.setdefault(name, threading.Lock())
+        with load_lock:
+            with self._lock:  # loaded (or failed) by another request while this one waited
+                if name in self._models:
+                    return self._models[name]
+                failed = self._failures.get(name)
+                if failed and time.monotonic() - failed[0] < self.settings.failure_seconds:
+                    raise AppError(failed[1])
+            try:
+                model = self._load(name)
+            except AppError as error:
+                with self._lock:
+                    self._failures[name] = (time.monotonic(), str(error))
+                raise
+            with self._lock:
+                self._models[name] = model
+                self._failures.pop(name, None)
+                while len(self._models) > self.settings.max_models:
+                    evicted, _ = self._models.popitem(last=False)
+                    for key in [key for key in self._restorers if key[0] == evicted]:
+                        del self._restorers[key]
+            return model
 
     def restorer(self, task: str, name: str, tile_size: int | None, precision: str) -> MIRNetRestorer:
         name = self.check_choice(task, name)
@@ -135,30 +218,53 @@ class ModelCache:
             if key in self._restorers:
                 self._restorers.move_to_end(key)
                 return self._restorers[key]
-            model = self._models.get(name)
-            if model is None:
-                model = self._load(name)
-                self._models[name] = model
-            restorer = MIRNetRestorer(
-                model,
-                device=self.settings.device,
-                precision=precision,
-                tile_size=tile_size,
-                max_pixels=self.settings.max_pixels,
-            )
-            self._restorers[key] = restorer
+        model = self.model(name)
+        restorer = MIRNetRestorer(
+            model,
+            device=self.settings.device,
+            precision=precision,
+            tile_size=tile_size,
+            max_pixels=self.settings.max_pixels,
+        )
+        with self._lock:
+            restorer = self._restorers.setdefault(key, restorer)
             while len(self._restorers) > self.size:
                 self._restorers.popitem(last=False)
-            return restorer
+        return restorer
 
     def _load(self, name: str):
         from .modeling_mirnet import MIRNetForImageRestoration
 
+        path = resolve_model_path(name)
+        if not Path(path).exists():
+            reason = hub_unreachable_reason()
+            if reason is not None:
+                raise AppError(f"the model {_echo(name)} could not be loaded: {reason}.")
         try:
-            return MIRNetForImageRestoration.from_pretrained(resolve_model_path(name))
+            return MIRNetForImageRestoration.from_pretrained(path)
         except Exception as error:  # missing folder, offline Hub, wrong repo: one clear message
             reason = str(error).splitlines()[0][:300]
-            raise AppError(f"the model {name!r} could not be loaded ({type(error).__name__}: {reason}).") from error
+            raise AppError(
+                f"the model {_echo(name)} could not be loaded ({type(error).__name__}: {reason})."
+            ) from error
+
+
+def remove_old_results(max_age_seconds: float, root: Path | None = None) -> int:
+    """Deletes result folders (in `root`, default `RESULTS_DIR`) older than `max_age_seconds`; returns how many
+    went."""
+    root = RESULTS_DIR if root is None else root
+    removed = 0
+    if not root.is_dir():
+        return removed
+    cutoff = time.time() - max_age_seconds
+    for folder in root.iterdir():
+        try:
+            if folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+        except OSError:
+            continue  # removed by a concurrent request
+    return removed
 
 
 @dataclass
@@ -220,8 +326,12 @@ def restore_upload(
     tile_size: int = DEFAULT_TILE_SIZE,
     precision: str = "auto",
     progress=None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> RestoreResult:
-    """Restores one uploaded file for the page or the API; raises `AppError` with a message for the user."""
+    """Restores one uploaded file for the page or the API; raises `AppError` with a message for the user.
+
+    `cancelled` is asked while waiting for a restoration slot and after every tile: once it says True, the
+    work stops (`RestorationCancelled`)."""
     if task not in TASK_LABELS:
         raise AppError(f"task {task!r} is not served; valid: {', '.join(TASK_LABELS)}.")
     scale = int(scale) if task == "super-resolution" else 1
@@ -231,36 +341,95 @@ def restore_upload(
     if tile is not None and (tile < 64 or tile % 4):
         raise AppError(f"tile size {tile} is not valid; use 0 (whole image) or a multiple of 4 from 64.")
     loaded = load_upload(path, cache.settings.max_pixels, scale)
+    notes = [f"the first of {loaded.frames} frames"] if loaded.frames > 1 else []
+    before = _upright(_as_pil(loaded.image))
+    width, height = before.size
+    if tile is None and width * height * scale * scale > cache.settings.whole_image_max_pixels:
+        # A whole-image pass costs about 1 GB per megapixel: above the cap, tiles keep memory bounded.
+        tile = DEFAULT_TILE_SIZE
+        notes.append(f"tiled: whole-image mode is for up to {cache.settings.whole_image_max_pixels / 1e6:g} MP")
     restorer = cache.restorer(task, model_name, tile, precision)
-    note = f" (the first of {loaded.frames} frames)" if loaded.frames > 1 else ""
+
+    def stop_if_cancelled() -> None:
+        if cancelled is not None and cancelled():
+            raise RestorationCancelled("the request was cancelled.")
 
     def on_tile(done: int, total: int) -> None:
+        stop_if_cancelled()
         if progress is not None:
             progress((done, total), desc=f"tile {done}/{total}", unit="tiles")
 
-    started = time.perf_counter()
+    while not cache.gate.acquire(timeout=0.5):  # one slot for the whole app: all tasks and the API share it
+        stop_if_cancelled()
     try:
+        stop_if_cancelled()
+        started = time.perf_counter()
         restored = restorer(loaded.image, progress=on_tile, upscale=scale if task == "super-resolution" else None)
+        seconds = time.perf_counter() - started
     except ValueError as error:
         raise AppError(str(error)) from None
-    seconds = time.perf_counter() - started
-    output_dir = Path(tempfile.mkdtemp(prefix="mirnet-app-"))
-    stem = Path(path).stem[:60] or "image"
-    suffix = ".tif" if Path(path).suffix.lower() in (".tif", ".tiff") else ".png"  # both lossless
-    download = output_dir / f"{stem}-{task}{f'-x{scale}' if scale > 1 else ''}{suffix}"
-    write_image(download, restored, like=loaded)
+    finally:
+        cache.gate.release()
+    download, restored = _save_result(restored, loaded, path, task, scale, cache.settings, notes)
     after = _as_pil(restored)
-    before = _as_pil(loaded.image)
-    width, height = before.size
     if before.size != after.size:
         before = before.resize(after.size, Image.Resampling.BICUBIC)
     stats = restorer.stats
     message = (
-        f"Restored {width}x{height}{note} → {after.width}x{after.height} in **{seconds:.2f} s** "
+        f"Restored {width}x{height} → {after.width}x{after.height} in **{seconds:.2f} s** "
         f"({stats.tiles} tile{'s' if stats.tiles != 1 else ''}, {restorer.precision}, "
         f"{restorer.device.type}; model `{model_name or cache.settings.models[task][0]}`)."
+        + "".join(f" Note: {note}." for note in notes)
     )
     return RestoreResult(_preview(before), _preview(after), str(download), message)
 
 
-__all__ = ["AppSettings", "AppError", "ModelCache", "restore_upload", "load_upload", "TASK_LABELS"]
+def _upright(image: Image.Image) -> Image.Image:
+    """The image as the restoration sees it: turned by its EXIF orientation (the output is stored upright)."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # a broken EXIF block: as stored
+        return image
+
+
+# Modes PNG holds; a restored image in another mode goes to TIFF (CMYK) or, failing that, to RGB.
+PNG_MODES = {"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"}
+
+
+def _save_result(
+    restored: Any, loaded: LoadedImage, path: str, task: str, scale: int, settings: AppSettings, notes: list[str]
+) -> tuple[Path, Any]:
+    """Writes the full-size lossless download into a fresh folder under `RESULTS_DIR` (after deleting old
+    ones); returns its path and the image written. Never fails for the image's mode: the restoration is done."""
+    remove_old_results(settings.result_max_age_seconds)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    output_dir = Path(tempfile.mkdtemp(prefix="result-", dir=RESULTS_DIR))
+    stem = Path(path).stem[:60] or "image"
+    suffix = ".tif" if Path(path).suffix.lower() in (".tif", ".tiff") else ".png"  # both lossless
+    mode = getattr(restored, "mode", None)
+    if suffix == ".png" and mode is not None and mode not in PNG_MODES:
+        suffix = ".tif" if mode == "CMYK" else suffix
+    name = f"{stem}-{task}{f'-x{scale}' if scale > 1 else ''}"
+    try:
+        download = output_dir / f"{name}{suffix}"
+        write_image(download, restored, like=loaded)
+    except (OSError, ValueError, TypeError) as error:
+        restored = _as_pil(restored).convert("RGB")
+        download = output_dir / f"{name}.png"
+        write_image(download, restored, like=loaded)
+        notes.append(f"saved as RGB PNG ({type(error).__name__}: {str(error)[:100]})")
+    if suffix == ".tif" and mode == "CMYK":
+        notes.append("CMYK kept: the download is a TIFF")
+    return download, restored
+
+
+__all__ = [
+    "AppSettings",
+    "AppError",
+    "ModelCache",
+    "RestorationCancelled",
+    "restore_upload",
+    "load_upload",
+    "remove_old_results",
+    "TASK_LABELS",
+]

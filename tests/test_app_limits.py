@@ -1,0 +1,219 @@
+"""The app under careless and hostile use: bounded memory, no stalls, no crash after the work, bounded disk."""
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from conftest import DATASETS, REPO
+from mirnet_hf import demo
+from mirnet_hf.demo import AppError, AppSettings, ModelCache, RestorationCancelled, restore_upload
+
+pytestmark = pytest.mark.slow
+KODAK = sorted((DATASETS / "Kodak24").glob("*.png"))
+
+
+@pytest.fixture(scope="module")
+def cache():
+    return ModelCache(AppSettings.from_environment({}))
+
+
+@pytest.fixture
+def photo(tmp_path):
+    path = tmp_path / "photo.png"
+    Image.open(KODAK[3]).crop((0, 0, 160, 120)).save(path)
+    return path
+
+
+def test_one_restoration_at_a_time_across_all_tasks(cache, photo, monkeypatch):
+    from mirnet_hf.inference import MIRNetRestorer
+
+    running, most = [0], [0]
+    lock = threading.Lock()
+    original = MIRNetRestorer.restore_tensor
+
+    def counting(self, *args, **kwargs):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.2)  # long enough for the others to try to start
+            return original(self, *args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(MIRNetRestorer, "restore_tensor", counting)
+    tasks = ["denoising", "super-resolution", "low-light-enhancement"] * 2
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda task: restore_upload(cache, task, str(photo), scale=2), tasks))
+    assert len(results) == 6 and most[0] == 1
+
+
+def test_a_cancelled_request_stops_at_its_next_tile_and_frees_its_slot(cache, tmp_path):
+    path = tmp_path / "large.png"
+    Image.open(KODAK[0]).save(path)  # 500x500: 9 tiles of 192
+    seen = []
+
+    def cancelled():
+        return len(seen) >= 2
+
+    def progress(value, **_):
+        seen.append(value)
+
+    with pytest.raises(RestorationCancelled):
+        restore_upload(cache, "denoising", str(path), tile_size=192, progress=progress, cancelled=cancelled)
+    assert seen == [(1, 9), (2, 9)]  # no tile after the cancellation
+    # Its slot was given back: the next request runs.
+    assert "Restored" in restore_upload(cache, "denoising", str(path), tile_size=192).message
+
+
+def test_whole_image_mode_is_tiled_above_its_pixel_cap(tmp_path, photo):
+    capped = ModelCache(AppSettings.from_environment({"MIRNET_WHOLE_IMAGE_MAX_PIXELS": "10000"}))
+    larger = tmp_path / "larger.png"
+    Image.open(KODAK[3]).crop((0, 0, 320, 240)).save(larger)  # above the cap and above one default tile
+    result = restore_upload(capped, "denoising", str(larger), tile_size=0)
+    assert "whole-image mode is for up to 0.01 MP" in result.message
+    assert "(1 tile," not in result.message
+    small = tmp_path / "small.png"
+    Image.open(photo).crop((0, 0, 80, 60)).save(small)
+    assert "(1 tile," in restore_upload(capped, "denoising", str(small), tile_size=0).message
+
+
+def test_a_slow_model_load_does_not_stall_other_tasks_and_failures_are_remembered(photo, monkeypatch):
+    slow = ModelCache(AppSettings.from_environment({}))
+    original = ModelCache._load
+    attempts = []
+
+    def load(self, name):
+        if name == "owner/slow-model":
+            attempts.append(name)
+            time.sleep(8)  # as the Hub takes when it does not answer
+            raise AppError("the model 'owner/slow-model' could not be loaded (timed out).")
+        return original(self, name)
+
+    monkeypatch.setattr(ModelCache, "_load", load)
+    restore_upload(slow, "denoising", str(photo))  # the denoiser is loaded, as in a running app
+    trying = threading.Thread(
+        target=lambda: pytest.raises(AppError, slow.restorer, "super-resolution", "owner/slow-model", 256, "auto")
+    )
+    trying.start()
+    time.sleep(0.5)
+    started = time.perf_counter()
+    result = restore_upload(slow, "denoising", str(photo))
+    waited = time.perf_counter() - started
+    print(f"a denoising request during an 8-second model load took {waited:.2f} s")
+    assert waited < 5 and "Restored" in result.message
+    trying.join()
+    started = time.perf_counter()
+    with pytest.raises(AppError, match="timed out"):
+        slow.restorer("super-resolution", "owner/slow-model", 256, "auto")
+    assert time.perf_counter() - started < 0.5 and attempts == ["owner/slow-model"]  # remembered, not retried
+
+
+def test_offline_hub_ids_fail_fast_and_long_names_are_shortened(cache):
+    started = time.perf_counter()
+    with pytest.raises(AppError, match="offline"):  # the tests run with HF_HUB_OFFLINE=1
+        cache.restorer("denoising", "owner/not-here", 256, "auto")
+    assert time.perf_counter() - started < 2
+    long_name = "owner/" + "x" * 90
+    with pytest.raises(AppError) as raised:
+        cache.restorer("denoising", long_name, 256, "auto")
+    assert long_name not in str(raised.value) and "xxx..." in str(raised.value)
+
+
+def test_loaded_models_are_bounded():
+    settings = AppSettings.from_environment({"MIRNET_MAX_MODELS": "1"})
+    bounded = ModelCache(settings)
+    first = bounded.model(settings.models["denoising"][0])
+    bounded.model(settings.models["super-resolution"][0])
+    assert bounded.model(settings.models["denoising"][0]) is not first  # evicted, then loaded again
+
+
+def test_a_cmyk_jpeg_restores_and_downloads_in_a_format_that_holds_it(cache, tmp_path):
+    path = tmp_path / "print.jpg"
+    Image.open(KODAK[1]).crop((0, 0, 96, 64)).convert("CMYK").save(path, quality=95)
+    result = restore_upload(cache, "denoising", str(path))
+    download = Image.open(result.download)
+    assert result.download.endswith(".tif") and download.mode == "CMYK" and download.size == (96, 64)
+    assert "CMYK kept" in result.message
+    assert result.before.mode == "RGB" and result.after.size == (96, 64)
+
+
+def test_the_preview_is_upright_for_an_exif_rotated_upload(cache, tmp_path):
+    path = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: view rotated 90 degrees clockwise
+    Image.open(KODAK[2]).crop((0, 0, 120, 80)).save(path, quality=95, exif=exif)
+    result = restore_upload(cache, "denoising", str(path))
+    upright = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
+    assert result.before.size == result.after.size == upright.size == (80, 120)
+    assert np.array_equal(np.asarray(result.before), np.asarray(upright))
+
+
+def test_old_results_are_deleted(cache, photo, monkeypatch, tmp_path):
+    monkeypatch.setattr(demo, "RESULTS_DIR", tmp_path / "results")
+    old = tmp_path / "results" / "result-old"
+    old.mkdir(parents=True)
+    (old / "photo-denoising.png").write_bytes(b"x")
+    an_hour_ago = time.time() - 2 * 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    result = restore_upload(cache, "denoising", str(photo))
+    assert not old.exists()
+    assert os.path.dirname(os.path.dirname(result.download)) == str(tmp_path / "results")
+    import app
+
+    assert app.build_demo(AppSettings.from_environment({})).delete_cache == (900, 3600)
+
+
+def test_parallel_largest_whole_image_requests_stay_under_3_gb(tmp_path):
+    """The app in its own process, at a 4 MP limit: one whole-image request per task at once, 4 MP each."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "MIRNET_MAX_PIXELS": "4000000", "MIRNET_MAX_UPLOAD_MB": "50", "OMP_NUM_THREADS": "2"}
+    code = f"import app; app.launch(app.demo, server_name='127.0.0.1', server_port={port}, quiet=True)"
+    server = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        large = tmp_path / "large.png"
+        Image.open(KODAK[0]).resize((2000, 2000)).save(large)
+        low = tmp_path / "low.png"
+        Image.open(KODAK[0]).resize((1000, 1000)).save(low)
+        from gradio_client import Client, handle_file
+
+        requests = [
+            ("/denoise", large, 2),
+            ("/enhance_low_light", large, 2),
+            ("/super_resolve", low, 2),
+        ]  # x2 only for SR
+
+        def send(request):
+            api_name, path, scale = request
+            client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+            return client.predict(handle_file(str(path)), scale, 0, "auto", None, api_name=api_name)
+
+        with ThreadPoolExecutor(3) as pool:
+            results = list(pool.map(send, requests))
+        assert all("whole-image mode is for up to 1 MP" in message for _, _, message in results)
+        status = Path(f"/proc/{server.pid}/status").read_text()
+        peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+        print(f"peak resident memory of the app: {peak_kb / 1024:.0f} MB")
+        assert peak_kb < 3 * 1024 * 1024
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
