@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -217,3 +218,49 @@ def test_parallel_largest_whole_image_requests_stay_under_3_gb(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_decompression_bomb_upload_is_refused_naming_the_limit(cache, tmp_path):
+    from test_cli_restore import png_file
+
+    icc_bomb = b"icc\x00\x00" + zlib.compress(b"\x00" * 16_000_000, 9)
+    huge = png_file(tmp_path / "huge.png", 20000, 20000, chunks=[(b"iCCP", icc_bomb)])
+    with pytest.raises(AppError, match="20000x20000, above this app's limit of 16 megapixels"):
+        restore_upload(cache, "denoising", str(huge))
+    rows = b"".join(b"\x00" + b"\x12\x34" * 3 * 8 for _ in range(8))
+    icc = png_file(tmp_path / "icc.png", 8, 8, chunks=[(b"iCCP", icc_bomb)], pixels=rows)
+    with pytest.raises(AppError, match="ICC profile expands to more than 4 MB, the limit"):
+        restore_upload(cache, "denoising", str(icc))
+
+
+def test_cancelling_through_the_api_stops_the_restoration_at_its_next_tile(tmp_path, monkeypatch):
+    from gradio_client import Client, handle_file
+    from test_app import serve
+
+    from mirnet_hf.inference import MIRNetRestorer
+
+    tiles = []
+    forward = MIRNetRestorer._timed_forward
+
+    def counting(self, *args, **kwargs):
+        tiles.append(time.monotonic())
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(MIRNetRestorer, "_timed_forward", counting)
+    big = tmp_path / "big.png"
+    Image.open(KODAK[0]).resize((1500, 1500)).save(big)  # 144 tiles of 128
+    app_demo = serve(AppSettings.from_environment({}))
+    try:
+        job = Client(app_demo.local_url, verbose=False).submit(
+            handle_file(str(big)), 2, 128, "auto", None, api_name="/denoise"
+        )
+        deadline = time.monotonic() + 120
+        while len(tiles) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cancelled_at = time.monotonic()
+        assert job.cancel()
+        time.sleep(3)
+        assert sum(tile > cancelled_at for tile in tiles) <= 1  # at most the tile under way
+        assert len(tiles) < 20
+    finally:
+        app_demo.close()
