@@ -164,3 +164,72 @@ def write_trained_model_card(
     path = Path(output_dir) / "README.md"
     path.write_text(render_model_card(model, title, summary, origin, extra_metadata=metadata), encoding="utf-8")
     return path
+
+
+def read_validation_history(history_path: str | Path) -> list[dict[str, float]]:
+    """The validation records of a run's `logs/history.jsonl` (the last one of a step wins: a resumed run
+    repeats the steps after its checkpoint), in step order."""
+    records: dict[int, dict[str, float]] = {}
+    for line in Path(history_path).read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if "validation/psnr" in record:
+            records[int(record["step"])] = record
+    return [records[step] for step in sorted(records)]
+
+
+def validation_curve_svg(history: list[dict[str, float]], title: str, width: int = 640, height: int = 320) -> str:
+    """A line chart (SVG, no plotting library needed) of validation PSNR against training steps, with the
+    input's own PSNR as a dashed line.
+
+    Example:
+
+    ```python
+    >>> from mirnet_hf.model_card import validation_curve_svg
+    >>> history = [{"step": 500, "validation/psnr": 27.1, "validation/input_psnr": 20.2},
+    ...            {"step": 1000, "validation/psnr": 28.0, "validation/input_psnr": 20.2}]
+    >>> svg = validation_curve_svg(history, "CBSD68 (sigma 25)")
+    >>> svg.startswith("<svg") and svg.count("<polyline") == 2
+    True
+
+    ```
+    """
+    if not history:
+        raise ValueError("no validation records: the run logs them every --validation_steps.")
+    left, right, top, bottom = 56, 16, 36, 40
+    steps = [record["step"] for record in history]
+    series = {
+        "model": [record["validation/psnr"] for record in history],
+        "input": [record.get("validation/input_psnr", float("nan")) for record in history],
+    }
+    values = [value for line in series.values() for value in line if value == value]
+    low, high = min(values) - 0.5, max(values) + 0.5
+    first, last = min(steps), max(max(steps), min(steps) + 1)
+
+    def x(step: float) -> float:
+        return left + (step - first) / (last - first) * (width - left - right)
+
+    def y(value: float) -> float:
+        return top + (high - value) / (high - low) * (height - top - bottom)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+        'font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14">Validation PSNR: {title}</text>',
+    ]
+    for index in range(5):  # horizontal grid with PSNR labels
+        value = low + (high - low) * index / 4
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="#ddd"/>')
+        parts.append(f'<text x="{left - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{value:.1f}</text>')
+    for step in (first, (first + last) / 2, last):
+        parts.append(f'<text x="{x(step):.1f}" y="{height - bottom + 16}" text-anchor="middle">{step:,.0f}</text>')
+    parts.append(f'<text x="{width / 2}" y="{height - 6}" text-anchor="middle">training step</text>')
+    styles = {"model": 'stroke="#1f77b4" stroke-width="2"', "input": 'stroke="#888" stroke-dasharray="5,4"'}
+    for name, line in series.items():
+        points = " ".join(f"{x(step):.1f},{y(value):.1f}" for step, value in zip(steps, line) if value == value)
+        parts.append(f'<polyline fill="none" {styles[name]} points="{points}"/>')
+    for step, value in zip(steps, series["model"]):
+        parts.append(f'<circle cx="{x(step):.1f}" cy="{y(value):.1f}" r="3" fill="#1f77b4"/>')
+    parts.append(f'<text x="{width - right}" y="{top - 4}" text-anchor="end">blue: model (dB); dashed: input</text>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"

@@ -117,6 +117,12 @@ def test_training_writes_a_loadable_model_with_its_card_and_pushes_it(tmp_path, 
     assert any("validation/psnr" in r and "validation/input_psnr" in r for r in records)
     assert "img_s=" in finished.stderr and "lr=" in finished.stderr
     assert list((output / "logs").rglob("events.out.tfevents.*")), "no TensorBoard log"
+    # The validation curve for the model card: one point per validation.
+    from mirnet_hf.model_card import read_validation_history, validation_curve_svg
+
+    curve = read_validation_history(output / "logs" / "history.jsonl")
+    assert [record["step"] for record in curve] == [6, 12]
+    assert validation_curve_svg(curve, "validation (sigma 25)").count("<circle") == 2
     # Rotation keeps the newest checkpoints only.
     assert sorted(p.name for p in output.glob("checkpoint-*")) == ["checkpoint-12", "checkpoint-8"]
 
