@@ -46,7 +46,10 @@ def request_cancelled() -> bool:
     blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
     if blocks is None or event_id is None:
         return False
-    return not any(event._id == event_id for job in blocks._queue.active_jobs if job for event in job)
+    try:  # Gradio's queue internals: if they change, restorations run to the end rather than fail
+        return not any(event._id == event_id for job in blocks._queue.active_jobs if job for event in job)
+    except AttributeError:
+        return False
 
 
 API_NAMES = {"denoising": "denoise", "super-resolution": "super_resolve", "low-light-enhancement": "enhance_low_light"}
