@@ -14,6 +14,7 @@ resume, stay exact with workers too.
 
 from __future__ import annotations
 
+import copy
 import io
 import logging
 from collections import Counter
@@ -427,10 +428,12 @@ class PatchBatches(torch.utils.data.IterableDataset):
         self.starts, self.first_stream = starts, first_stream % num_streams
 
     def _batches(self, stream: int) -> Iterator[dict[str, torch.Tensor]]:
-        items = self.patches.stream_items(stream, self.num_streams, self.starts[stream])
+        patches = copy.copy(self.patches)  # each stream counts its own skipped and padded images
+        patches.counts = Counter()
+        items = patches.stream_items(stream, self.num_streams, self.starts[stream])
         while True:
             chunk = [next(items) for _ in range(self.batch_size)]
-            counts = [self.patches.counts[name] for name in COUNT_NAMES]
+            counts = [patches.counts[name] for name in COUNT_NAMES]
             yield {
                 "pixel_values": torch.stack([item["pixel_values"] for item in chunk]),
                 "labels": torch.stack([item["labels"] for item in chunk]),

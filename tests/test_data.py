@@ -201,3 +201,12 @@ def test_settings_are_checked(clean_folder):
         RestorationPatches(dataset, Columns("image"), Degradation("super-resolution", scales=(2, 3, 4)), patch_size=64)
     with pytest.raises(FileNotFoundError, match="is not a folder"):
         load_image_dataset("./no/such/folder")
+
+
+def test_each_data_stream_counts_its_own_padded_images(tmp_path):
+    images = [Image.fromarray(np.full((20, 20, 3), 40 * i, np.uint8)) for i in range(4)]
+    dataset = datasets.Dataset.from_dict({"image": images}).cast_column("image", datasets.Image())
+    patches = RestorationPatches(dataset, Columns("image"), Degradation("denoising"), patch_size=32)
+    batches = batches_from(patches, 4, num_workers=0, num_streams=2)
+    # Batches of 3 from streams of 2 images per epoch: after 4 batches each stream padded 6 images.
+    assert [batch["counts"].tolist()[2] for batch in batches] == [3, 3, 6, 6]
