@@ -13,8 +13,9 @@ Protocols:
   al., CBDNet, CVPR 2019): the sRGB photo is taken back to the sensor (inverse tone curve, inverse gamma, the
   inverse of a random colour-correction matrix, inverse random white-balance gains, a Bayer mosaic); shot and
   read noise are added there, with levels drawn from a camera-like relation between them; the raw image is
-  demosaicked (which correlates the noise across pixels and colours) and developed again, then optionally saved
-  as a JPEG (`jpeg_probability`, `jpeg_quality_range`).
+  demosaicked (which correlates the noise across pixels and colours) and developed again; the camera's own
+  chroma denoising blurs the colour (YCbCr chroma) planes (`chroma_blur_range`), leaving mostly luminance
+  noise as in real photos; then it is optionally saved as a JPEG (`jpeg_probability`, `jpeg_quality_range`).
 - super-resolution: bicubic (antialiased) downscale by `scale`, optional Gaussian blur before it and JPEG after
   it, then bicubic upsampling back to the high-resolution size (the RealSR protocol: the network maps the
   upsampled image to the sharp one).
@@ -255,6 +256,17 @@ def demosaic_bilinear(mosaicked: torch.Tensor) -> torch.Tensor:
     return torch.where(masks.bool(), mosaicked.expand_as(masks), interpolated)
 
 
+# JPEG's (full-range BT.601) RGB -> YCbCr matrix.
+_RGB_TO_YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+
+
+def blur_chroma(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Blurs the colour planes (YCbCr Cb and Cr) and keeps the luminance, as a camera's chroma denoising does."""
+    ycbcr = _apply_matrix(image, _RGB_TO_YCBCR)
+    ycbcr = torch.cat([ycbcr[:1], gaussian_blur(ycbcr[1:], sigma)])
+    return _apply_matrix(ycbcr, torch.linalg.inv(_RGB_TO_YCBCR))
+
+
 def camera_noise_levels(generator: torch.Generator, shot_range: tuple[float, float] = SHOT_NOISE_RANGE):
     """(shot, read) noise levels of one random shot: the shot gain log-uniform in `shot_range`, the read
     noise variance from the log-linear relation Brooks et al. fitted to real sensors, with its scatter."""
@@ -281,11 +293,13 @@ def camera_pipeline_noise(
     noise: bool = True,
     jpeg_quality: int | None = None,
     color_cast: tuple[float, float, float] | None = None,
+    chroma_blur: float = 0.0,
 ) -> torch.Tensor:
     """A clean sRGB image as a camera would record it: unprocessed to raw with a random camera, scaled by
     `exposure` (below 1: an under-exposed shot, kept dark), mosaicked, given shot and read noise (`noise`),
     demosaicked, developed (with white-balance gains off by the factors `color_cast`, if given) and optionally
-    saved as a JPEG of `jpeg_quality`.
+    saved as a JPEG of `jpeg_quality`. `chroma_blur` (pixels) is the camera's chroma denoising: a Gaussian blur
+    of the YCbCr colour planes.
 
     Example:
 
@@ -312,6 +326,8 @@ def camera_pipeline_noise(
     if color_cast is not None:
         camera = Camera(camera.camera_to_rgb, camera.gains * torch.tensor(color_cast))
     developed = develop(demosaic_bilinear(raw), camera)
+    if chroma_blur > 0:
+        developed = blur_chroma(developed, chroma_blur)
     if jpeg_quality is not None:
         developed = jpeg_roundtrip(developed, jpeg_quality)
     return developed
@@ -347,6 +363,7 @@ class Degradation:
     photons_range: tuple[float, float] = (50.0, 1000.0)
     camera_probability: float = 0.0
     shot_noise_range: tuple[float, float] = SHOT_NOISE_RANGE
+    chroma_blur_range: tuple[float, float] = (0.0, 0.0)
     # super-resolution
     scales: tuple[int, ...] = (2,)
     blur_probability: float = 0.0
@@ -407,7 +424,10 @@ class Degradation:
             choice = torch.rand((), generator=generator).item()
             if choice >= 1 - self.camera_probability:  # the top of [0, 1): the draws of other kinds stay as they were
                 quality = self._jpeg_quality(generator)
-                return camera_pipeline_noise(clean, generator, shot_range=self.shot_noise_range, jpeg_quality=quality)
+                chroma = _uniform(generator, *self.chroma_blur_range) if self.chroma_blur_range[1] > 0 else 0.0
+                return camera_pipeline_noise(
+                    clean, generator, shot_range=self.shot_noise_range, jpeg_quality=quality, chroma_blur=chroma
+                )
             if choice < self.poisson_probability:
                 photons = math.exp(_uniform(generator, *map(math.log, self.photons_range)))
                 return add_poisson_gaussian_noise(clean, photons, sigma / 4, generator)
@@ -502,6 +522,7 @@ __all__ = [
     "quantize_8bit",
     "Camera",
     "camera_pipeline_noise",
+    "blur_chroma",
     "camera_noise_levels",
     "add_shot_read_noise",
     "unprocess",

@@ -108,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--scales", type=int, nargs="+", default=[2], help="Super-resolution scales (2, 3, 4).")
     group.add_argument("--blur_probability", type=float, default=0.0)
     group.add_argument(
+        "--chroma_blur_range",
+        type=float,
+        nargs=2,
+        default=[0.0, 0.0],
+        help="Camera noise: the camera's chroma denoising, a blur of the colour planes (pixels; 0 0: off).",
+    )
+    group.add_argument(
         "--jpeg_probability", type=float, default=0.0, help="Share of JPEG inputs (super-resolution, camera noise)."
     )
     group.add_argument("--jpeg_quality_range", type=int, nargs=2, default=[60, 95])
@@ -228,6 +235,7 @@ def build_degradation(args: argparse.Namespace, task: str) -> Degradation:
         poisson_probability=args.poisson_probability,
         camera_probability=args.camera_probability,
         shot_noise_range=tuple(args.shot_noise_range),
+        chroma_blur_range=tuple(args.chroma_blur_range),
         jpeg_quality_range=tuple(args.jpeg_quality_range),
         scales=tuple(args.scales),
         blur_probability=args.blur_probability,
@@ -798,6 +806,7 @@ class Trainer:
             if d.camera_probability:
                 text += (
                     f", camera-pipeline noise (shot gain {d.shot_noise_range[0]:g}-{d.shot_noise_range[1]:g}"
+                    f", chroma denoising {d.chroma_blur_range[0]:g}-{d.chroma_blur_range[1]:g} px"
                     f", JPEG for {d.jpeg_probability:.0%}) for {d.camera_probability:.0%}"
                 )
             return text

@@ -228,3 +228,21 @@ def test_colour_casts_tint_red_and_blue_within_their_limit(photo):
         Degradation("low-light-enhancement", color_cast=1.5)
     with pytest.raises(ValueError, match="low_light_shot_noise_range"):
         Degradation("low-light-enhancement", low_light_shot_noise_range=(0.0, 1e-3))
+
+
+def test_chroma_denoising_leaves_mostly_luminance_noise_as_in_real_photos():
+    from mirnet_hf.degradations import blur_chroma, camera_pipeline_noise
+
+    grey = torch.full((3, 128, 128), 0.45)
+    plain = camera_pipeline_noise(grey, generator(0), shot_range=(5e-3, 5e-3)) - grey
+    chroma = camera_pipeline_noise(grey, generator(0), shot_range=(5e-3, 5e-3), chroma_blur=1.5) - grey
+
+    def channel_correlation(residual):
+        return float(np.corrcoef(residual[0].flatten(), residual[1].flatten())[0, 1])
+
+    # Real camera noise (PolyU: R-G correlation 0.76) is mostly luminance; without chroma denoising the
+    # colour-correction matrix makes it anti-correlated.
+    assert channel_correlation(plain) < 0 < 0.3 < channel_correlation(chroma)
+    luma = torch.tensor([0.299, 0.587, 0.114])[:, None, None]
+    noisy = grey + plain
+    assert torch.allclose((blur_chroma(noisy, 2.0) * luma).sum(0), (noisy * luma).sum(0), atol=1e-5)
