@@ -394,7 +394,12 @@ class MIRNetRecursiveResidualGroup(GradientCheckpointingLayer):
 # ----------------------------------------------------------------------------------------------
 
 
-def _check_pixel_values(pixel_values: torch.Tensor, num_channels: int) -> None:
+def _check_pixel_values(pixel_values: torch.Tensor, num_channels: int, check_values: bool = True) -> None:
+    """Shape and dtype checks (metadata only), then, with `check_values`, a check for NaN and infinite values.
+
+    The value check reads the whole tensor, and on an accelerator turning its result into a Python bool would
+    wait for the device: it runs on CPU tensors only, and once per forward pass (`MIRNetModel` does it).
+    """
     if not isinstance(pixel_values, torch.Tensor):
         raise TypeError(
             f"pixel_values must be a torch.Tensor of shape (batch, {num_channels}, height, width), "
@@ -412,7 +417,12 @@ def _check_pixel_values(pixel_values: torch.Tensor, num_channels: int) -> None:
     if pixel_values.numel() == 0:
         raise ValueError(f"pixel_values is empty (shape {tuple(pixel_values.shape)}).")
     # A data-dependent check; skipped while torch.compile traces.
-    if not torch.compiler.is_compiling() and not torch.isfinite(pixel_values).all():
+    if (
+        check_values
+        and pixel_values.device.type == "cpu"
+        and not torch.compiler.is_compiling()
+        and not torch.isfinite(pixel_values).all()
+    ):
         raise ValueError("pixel_values contains NaN or infinite values.")
 
 
@@ -549,7 +559,8 @@ class MIRNetForImageRestoration(MIRNetPreTrainedModel):
         return_dict: bool | None = None,
         **kwargs,
     ) -> ImageSuperResolutionOutput | tuple:
-        _check_pixel_values(pixel_values, self.config.num_channels)
+        # The shape before padding; `self.mirnet` checks the values (once per forward pass).
+        _check_pixel_values(pixel_values, self.config.num_channels, check_values=False)
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         height, width = pixel_values.shape[-2:]
         # Pad once here, so the output convolution also sees the padded borders, as in the authors' protocol.

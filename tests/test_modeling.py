@@ -129,3 +129,18 @@ def test_labels_of_the_wrong_shape_are_refused(tiny_config):
     model = MIRNetForImageRestoration(tiny_config)
     with pytest.raises(ValueError, match="labels"):
         model(pixel_values=torch.rand(1, 3, 8, 8), labels=torch.rand(1, 3, 16, 16))
+
+
+def test_the_input_values_are_checked_once_per_forward_pass(tiny_config, monkeypatch):
+    model = MIRNetForImageRestoration(tiny_config)
+    calls = []
+    isfinite = torch.isfinite
+
+    def counting(tensor):
+        calls.append(tuple(tensor.shape))
+        return isfinite(tensor)
+
+    monkeypatch.setattr(torch, "isfinite", counting)
+    with torch.no_grad():
+        model(pixel_values=torch.rand(1, 3, 16, 16))
+    assert len(calls) == 1  # a full pass over the input (and, on accelerators, a device sync) costs once only
