@@ -17,6 +17,7 @@ import os
 import struct
 import tempfile
 import zlib
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,17 @@ def _png_header(path: Path) -> tuple[int, int] | None:
     return head[24], head[25]  # bit depth, colour type
 
 
+@contextmanager
+def pil_pixel_limit(max_pixels: int | None):
+    """Lets PIL open images up to `max_pixels` (PIL's own bomb check stops at about 179 MP)."""
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None if max_pixels is None else max(previous or 0, max_pixels)
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
 def _png_size(path: Path) -> tuple[int, int] | None:
     """(width, height) from a PNG's IHDR chunk, without PIL (which may refuse the file's other chunks)."""
     with path.open("rb") as handle:
@@ -101,15 +113,11 @@ def image_size(path: str | Path) -> tuple[int, int]:
                 return int(page.imagewidth), int(page.imagelength)
         except Exception:
             pass  # let PIL's header reader try
-    previous = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # the header only: the caller applies its own limit
     try:
-        with Image.open(path) as opened:
+        with pil_pixel_limit(None), Image.open(path) as opened:  # the header only: the caller applies its limit
             return opened.size
     except Exception as error:
         raise ValueError(f"{str(path)!r} is not an image file we can read ({error}).") from error
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous
 
 
 def check_pixels(width: int, height: int, max_pixels: int | None, scale: int = 1, name: str = "the image") -> None:
@@ -198,14 +206,11 @@ def read_image(path: str | Path, max_pixels: int | None = None) -> LoadedImage:
             loaded = None  # not a 16-bit colour TIFF tifffile can read: let PIL try
         if loaded is not None:
             return loaded
-    previous = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = previous if max_pixels is None else max_pixels  # PIL's bomb check at our limit
     try:
-        image = Image.open(path)
+        with pil_pixel_limit(max_pixels) if max_pixels is not None else nullcontext():
+            image = Image.open(path)
     except Exception as error:
         raise ValueError(f"{str(path)!r} is not an image file PIL can read ({error}).") from error
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous
     frames = getattr(image, "n_frames", 1)
     return LoadedImage(image, image.format or "PNG", image.info.get("icc_profile"), image.info.get("exif"), frames)
 
@@ -336,4 +341,5 @@ __all__ = [
     "image_size",
     "check_pixels",
     "format_for_suffix",
+    "pil_pixel_limit",
 ]

@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .image_io import ImageLimitError, check_pixels, image_size
+from .image_io import ImageLimitError, check_pixels, image_size, pil_pixel_limit
 from .image_processing_mirnet import MIRNetImageProcessor, to_rgb_array
 from .modeling_mirnet import (
     MIRNetForImageRestoration,
@@ -345,17 +345,6 @@ class MIRNetRestorer:
         reconstruction = self.restore_tensor(pixel_values["pixel_values"], progress=progress)
         del pixel_values
         return self.processor.post_process(reconstruction, original_images=[info], upscale=upscale)[0]
-
-
-@contextmanager
-def pil_pixel_limit(max_pixels: int | None):
-    """Lets PIL open images up to `max_pixels` (PIL's own bomb check stops at about 179 MP)."""
-    previous = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None if max_pixels is None else max(previous or 0, max_pixels)
-    try:
-        yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous
 
 
 def _image_size(image: Any) -> tuple[int, int]:
