@@ -1,5 +1,5 @@
-"""The `mirnet-hf` command line: `convert` (official checkpoints), `restore` (images) and `evaluate` (PSNR/SSIM
-on a data set)."""
+"""The `mirnet-hf` command line: `convert` (official checkpoints), `restore` (images), `evaluate` (PSNR/SSIM
+on a data set) and `export` (ONNX, or the authors' checkpoint layout)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ from pathlib import Path
 
 from .configuration_mirnet import TASKS
 from .image_io import format_for_suffix
-from .inference import DEFAULT_MAX_PIXELS, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, PRECISIONS, check_tile_settings
+from .inference import (
+    BACKENDS,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_TILE_OVERLAP,
+    DEFAULT_TILE_SIZE,
+    PRECISIONS,
+    check_tile_settings,
+)
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -100,8 +107,9 @@ def _restore(args: argparse.Namespace) -> int:
             tile_batch_size=args.tile_batch_size,
             compile=args.compile,
             max_pixels=args.max_pixels or None,
+            backend=args.backend,
         )
-    except (OSError, ValueError, TypeError) as error:
+    except (OSError, ValueError, TypeError, ImportError) as error:
         print(f"mirnet-hf restore: error: cannot load the model {args.model!r}: {error}", file=sys.stderr)
         return 2
     if args.scale is not None and restorer.config.task != "super-resolution":
@@ -198,6 +206,21 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_model
+
+    try:
+        written = export_model(args.model, args.output, args.format)
+    except ImportError as error:
+        print(f"mirnet-hf export: error: {error}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError, TypeError) as error:
+        print(f"mirnet-hf export: error: cannot export {args.model!r}: {error}", file=sys.stderr)
+        return 2
+    print(f"Exported {args.model} ({args.format}) to {written}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mirnet-hf", description="MIRNet image restoration for transformers.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -234,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument(
         "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger outputs (0 = no limit)"
     )
+    restore.add_argument(
+        "--backend", choices=BACKENDS, default="pytorch", help="onnxruntime: float32 ONNX graph (the onnx extra)"
+    )
     restore.add_argument("--quiet", action="store_true", help="no progress bars or per-file lines")
     restore.add_argument("--scale", type=int, help="super-resolution scale (default: the model's)")
     restore.set_defaults(handler=_restore)
@@ -261,6 +287,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(handler=_evaluate)
+
+    export = commands.add_parser(
+        "export",
+        help="export a model to ONNX, or to the authors' checkpoint layout",
+        description="onnx: one float32 graph for any batch, height and width (OUTPUT is a .onnx file, or a model "
+        "folder, which gets onnx/model.onnx). official: the authors' state dict ({'state_dict'} for v1, "
+        "{'params'} for v2; OUTPUT ends in .pth, .pt or .safetensors), which the authors' code, spandrel, "
+        "chaiNNer and ComfyUI read.",
+    )
+    export.add_argument("model", help="a from_pretrained folder or Hub id")
+    export.add_argument("output", help="the file (or, for onnx, model folder) to write")
+    export.add_argument("--format", choices=("onnx", "official"), required=True)
+    export.set_defaults(handler=_export)
     return parser
 
 

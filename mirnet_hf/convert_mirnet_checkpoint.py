@@ -373,15 +373,15 @@ def _sha256(path: Path) -> str:
 
 
 def save_converted(model: MIRNetForImageRestoration, output_dir: str | Path, source: str) -> None:
-    from .image_processing_mirnet import MIRNetImageProcessor
     from .model_card import write_model_card
+    from .model_folder import save_model_folder
 
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output_dir)
-    MIRNetImageProcessor.for_config(model.config).save_pretrained(output_dir)
     source_path = Path(source)
     provenance = {"source": source_path.name}
     if source_path.is_file():
         provenance["sha256"] = _sha256(source_path)
-    write_model_card(output_dir, model, origin="converted", provenance=provenance)
+
+    def card(folder: Path) -> None:
+        write_model_card(folder, model, origin="converted", provenance=provenance)
+
+    save_model_folder(model, output_dir, card=card)

@@ -14,6 +14,7 @@ configured one or a Hub id (`owner/name`); local folders are only accepted from 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -31,7 +32,10 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .image_io import ImageLimitError, LoadedImage, image_size, read_image, write_image
-from .inference import DEFAULT_TILE_SIZE, MIRNetRestorer, pil_pixel_limit
+from .inference import BACKENDS, DEFAULT_TILE_SIZE, MIRNetRestorer, pil_pixel_limit, select_device
+from .onnx_backend import onnxruntime_available
+
+logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TASK_LABELS = {
@@ -76,6 +80,9 @@ class AppSettings:
     max_models: int = 4
     failure_seconds: int = 120  # a model that failed to load is not tried again for this long
     result_max_age_seconds: int = 3600
+    # "auto": ONNX Runtime for float32 on the CPU when it is installed (measured faster for every default
+    # model: README, "Inference speed"), else PyTorch; or "pytorch" / "onnxruntime" always.
+    backend: str = "auto"
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> AppSettings:
@@ -112,6 +119,9 @@ class AppSettings:
         settings.result_max_age_seconds = integer("MIRNET_RESULT_MAX_AGE_SECONDS", settings.result_max_age_seconds)
         settings.allow_hub_models = environ.get("MIRNET_ALLOW_HUB_MODELS", "1").strip().lower() not in ("0", "false")
         settings.device = environ.get("MIRNET_DEVICE", settings.device)
+        settings.backend = environ.get("MIRNET_BACKEND", settings.backend).strip().lower()
+        if settings.backend not in ("auto", *BACKENDS):
+            raise ValueError(f"MIRNET_BACKEND={settings.backend!r} is not valid; use one of {('auto', *BACKENDS)}.")
         return settings
 
 
@@ -161,6 +171,7 @@ class ModelCache:
         self._failures: dict[str, tuple[float, str]] = {}
         self._load_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()  # guards the dictionaries only; never held while loading
+        self._told_no_onnxruntime = False
 
     def check_choice(self, task: str, name: str) -> str:
         """The model to load for a name chosen in the page; refuses anything but configured models and Hub ids."""
@@ -211,21 +222,42 @@ class ModelCache:
                         del self._restorers[key]
             return model
 
+    def backend(self, precision: str) -> str:
+        """The backend for a request: the configured one, or for "auto" ONNX Runtime where it runs the request
+        (float32 on the CPU) and is installed, else PyTorch."""
+        if self.settings.backend != "auto":
+            return self.settings.backend
+        if precision not in ("auto", "float32") or select_device(self.settings.device).type != "cpu":
+            return "pytorch"
+        if not onnxruntime_available():
+            if not self._told_no_onnxruntime:
+                self._told_no_onnxruntime = True
+                logger.warning(
+                    "ONNX Runtime is not installed: restoring with PyTorch, which is slower on CPUs "
+                    "(pip install 'mirnet-hf[onnx]')."
+                )
+            return "pytorch"
+        return "onnxruntime"
+
     def restorer(self, task: str, name: str, tile_size: int | None, precision: str) -> MIRNetRestorer:
         name = self.check_choice(task, name)
-        key = (name, tile_size, precision)
+        backend = self.backend(precision)
+        key = (name, tile_size, precision, backend)
         with self._lock:
             if key in self._restorers:
                 self._restorers.move_to_end(key)
                 return self._restorers[key]
         model = self.model(name)
-        restorer = MIRNetRestorer(
-            model,
-            device=self.settings.device,
-            precision=precision,
-            tile_size=tile_size,
-            max_pixels=self.settings.max_pixels,
+        settings = dict(
+            device=self.settings.device, precision=precision, tile_size=tile_size, max_pixels=self.settings.max_pixels
         )
+        try:
+            restorer = MIRNetRestorer(model, backend=backend, **settings)
+        except Exception as error:  # an ONNX export or session that fails must not take the app down
+            if backend == "pytorch" or self.settings.backend == "onnxruntime":
+                raise
+            logger.warning("ONNX Runtime could not run %s (%s); using PyTorch.", name, error)
+            restorer = MIRNetRestorer(model, backend="pytorch", **settings)
         with self._lock:
             restorer = self._restorers.setdefault(key, restorer)
             while len(self._restorers) > self.size:
@@ -378,7 +410,7 @@ def restore_upload(
     message = (
         f"Restored {width}x{height} → {after.width}x{after.height} in **{seconds:.2f} s** "
         f"({stats.tiles} tile{'s' if stats.tiles != 1 else ''}, {restorer.precision}, "
-        f"{restorer.device.type}; model `{model_name or cache.settings.models[task][0]}`)."
+        f"{restorer.device.type}, {restorer.backend}; model `{model_name or cache.settings.models[task][0]}`)."
         + "".join(f" Note: {note}." for note in notes)
     )
     return RestoreResult(_preview(before), _preview(after), str(download), message)

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+BACKENDS = ("pytorch", "onnxruntime")
 DEFAULT_TILE_SIZE = 256
 DEFAULT_TILE_OVERLAP = 8
 DEFAULT_MAX_PIXELS = 64_000_000
@@ -175,6 +176,9 @@ class MIRNetRestorer:
             shape pays the compilation; `stats.compile_seconds` reports it).
         max_pixels: refuse images whose output would have more pixels than this (default 64 MP),
             before decoding them.
+        backend: `"pytorch"` (default) or `"onnxruntime"` (the `onnx` extra; float32 on the CPU or CUDA):
+            runs the model's ONNX graph, from `onnx/model.onnx` in its folder when that matches its
+            weights, else exported once into a cache. Tiling, blending, progress and limits are the same.
 
     Example:
 
@@ -205,9 +209,16 @@ class MIRNetRestorer:
         channels_last: bool = True,
         compile: bool = False,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        backend: str = "pytorch",
     ):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend={backend!r} is not valid; use one of {BACKENDS}.")
+        self.backend = backend
         self.device = select_device(device)
-        self.precision = resolve_precision(precision, self.device)
+        # ONNX Runtime runs the float32 graph; "auto" means float32 there on every device.
+        self.precision = resolve_precision(
+            "float32" if backend == "onnxruntime" and precision == "auto" else precision, self.device
+        )
         tile_size = tile_size or None
         check_tile_settings(tile_size, tile_overlap, tile_batch_size)
         if max_pixels is not None and max_pixels < 1:
@@ -215,6 +226,14 @@ class MIRNetRestorer:
         self.tile_size, self.tile_overlap, self.max_pixels = tile_size, tile_overlap, max_pixels
         self.tile_batch_size = tile_batch_size or (1 if self.device.type == "cpu" else 4)
         self.channels_last = channels_last
+        if backend == "onnxruntime":
+            if self.precision != "float32":
+                raise ValueError(
+                    f"precision={precision!r} is not available with backend='onnxruntime', which runs float32; "
+                    "use precision='float32' or backend='pytorch'."
+                )
+            if compile:
+                raise ValueError("compile=True applies to backend='pytorch' only; ONNX Runtime optimises the graph.")
 
         if isinstance(model, (str, Path)):
             if processor is None:
@@ -225,14 +244,25 @@ class MIRNetRestorer:
                 f"model must be a MIRNetForImageRestoration or a folder/Hub id, got {type(model).__name__}."
             )
         self.processor = processor or MIRNetImageProcessor.for_config(model.config)
+        self.compiled = compile
+        self.runner = None
+        if backend == "onnxruntime":
+            from .onnx_backend import OnnxRuntimeRunner
+
+            self.runner = OnnxRuntimeRunner(model.eval(), self.device)
+        else:
+            model = self._prepare(model)
+        self.model = model
+        self.stats = RestoreStats()
+
+    def _prepare(self, model: MIRNetForImageRestoration) -> MIRNetForImageRestoration:
+        """Moves the model to the device, precision and memory format, and compiles its blocks if asked."""
         model = model.eval().to(self.device)
         if self.device.type != "cpu" and self.precision != "float32":
             model = model.to(getattr(torch, self.precision))
-        if channels_last:
+        if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        self.model = model
-        self.compiled = compile
-        if compile:
+        if self.compiled:
             # Each block configuration (v2 varies its groups) and tile shape is one compiled entry;
             # dynamo's default of 8 would silently fall back to eager on the larger networks.
             dynamo_config = torch._dynamo.config
@@ -241,7 +271,7 @@ class MIRNetRestorer:
                 if isinstance(module, (MIRNetMultiScaleResidualBlock, MIRNetV2MultiScaleResidualBlock)):
                     # Fixed shapes: tiles share one shape, and static kernels are the fastest.
                     module.compile(dynamic=False)
-        self.stats = RestoreStats()
+        return model
 
     @property
     def config(self):
@@ -256,6 +286,8 @@ class MIRNetRestorer:
         return torch.float32 if self.device.type == "cpu" else getattr(torch, self.precision)
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.runner is not None:
+            return self.runner(batch)
         batch = batch.to(self.device, self._input_dtype())
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
@@ -385,6 +417,7 @@ def restore(
 
 
 __all__ = [
+    "BACKENDS",
     "MIRNetRestorer",
     "check_tile_settings",
     "restore",

@@ -54,6 +54,10 @@ def pad_to_multiple(pixel_values: torch.Tensor, multiple: int) -> torch.Tensor:
     """
     height, width = pixel_values.shape[-2:]
     pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if torch.compiler.is_exporting():
+        # An exported graph (ONNX) serves every size, so it cannot branch on this one's: it always pads,
+        # by zero pixels where the size is aligned.
+        return F.pad(pixel_values, (0, pad_w, 0, pad_h), mode="reflect")
     if pad_h == 0 and pad_w == 0:
         return pixel_values
     mode = "reflect" if pad_h < height and pad_w < width else "replicate"

@@ -39,7 +39,6 @@ from .configuration_mirnet import MIRNetConfig
 from .data import COUNT_NAMES, PatchBatches, RestorationPatches, load_image_dataset, resolve_columns
 from .degradations import SHOT_NOISE_RANGE, TASKS, Degradation
 from .evaluation import EvaluationResult, evaluate, evaluation_pairs, format_table, level_label
-from .image_processing_mirnet import MIRNetImageProcessor
 from .modeling_mirnet import MIRNetForImageRestoration
 
 logger = logging.getLogger("mirnet_hf.training")
@@ -738,6 +737,7 @@ class Trainer:
     def finish(self) -> Path:
         """Saves the final `from_pretrained` folder with its model card, then pushes it if asked."""
         from .model_card import write_trained_model_card
+        from .model_folder import save_model_folder
 
         args, accelerator = self.args, self.accelerator
         accelerator.wait_for_everyone()
@@ -745,15 +745,18 @@ class Trainer:
         if accelerator.is_main_process:
             model = self.ema.model if self.ema is not None else accelerator.unwrap_model(self.model)
             model = copy.deepcopy(model).to("cpu", memory_format=torch.contiguous_format).eval()
-            model.save_pretrained(self.output_dir)
-            MIRNetImageProcessor.for_config(model.config).save_pretrained(self.output_dir)
-            write_trained_model_card(
-                self.output_dir,
+            training = self.training_summary()
+            save_model_folder(
                 model,
-                training=self.training_summary(),
-                evaluations=[(label, result) for label, result in evaluations],
-                dataset=str(args.dataset_name),
-                model_name=args.hub_model_id or self.output_dir.name,
+                self.output_dir,
+                card=lambda folder: write_trained_model_card(
+                    folder,
+                    model,
+                    training=training,
+                    evaluations=[(label, result) for label, result in evaluations],
+                    dataset=str(args.dataset_name),
+                    model_name=args.hub_model_id or self.output_dir.name,
+                ),
             )
             logger.info("saved the model to %s", self.output_dir)
         accelerator.wait_for_everyone()

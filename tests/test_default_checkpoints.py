@@ -7,6 +7,7 @@ import torch
 from conftest import DATASETS, REPO
 from mirnet_hf import MIRNetForImageRestoration, MIRNetRestorer
 from mirnet_hf.evaluation import degrade_for_evaluation, image_metrics
+from mirnet_hf.export import onnx_fingerprint, weights_fingerprint
 
 CHECKPOINTS = REPO / "checkpoints"
 # task -> (level, minimum PSNR gain over the degraded input in dB, Y channel)
@@ -29,8 +30,9 @@ def kodak_crop() -> np.ndarray:
 def test_folder_is_a_hub_model_repo_under_20_mb(task):
     folder = CHECKPOINTS / f"mirnet-v2-compact-{task}"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "README.md", "config.json", "model.safetensors", "preprocessor_config.json",
+        "README.md", "config.json", "model.safetensors", "onnx", "preprocessor_config.json",
     ]  # fmt: skip
+    assert [p.name for p in (folder / "onnx").iterdir()] == ["model.onnx"]
     assert (folder / "model.safetensors").stat().st_size < 20e6
     card = (folder / "README.md").read_text()
     assert "model-index:" in card and "pipeline_tag: image-to-image" in card and "training time" in card
@@ -51,3 +53,16 @@ def test_default_model_restores_a_real_photo(task, level, gain, y_channel):
     after, _ = image_metrics(restored, pair.target, y_channel=y_channel, crop_border=border)
     assert after - before > gain, f"{task} at {level}: {before:.2f} -> {after:.2f} dB"
     assert torch.isfinite(torch.from_numpy(restored)).all()
+
+
+@pytest.mark.parametrize("task", list(CASES))
+def test_shipped_onnx_graph_is_current_and_matches_pytorch(task):
+    """The app runs the defaults with ONNX Runtime: their graph must be the weights' own (no export at start)."""
+    folder = CHECKPOINTS / f"mirnet-v2-compact-{task}"
+    model = MIRNetForImageRestoration.from_pretrained(folder)
+    assert onnx_fingerprint(folder / "onnx" / "model.onnx") == weights_fingerprint(model)
+    runtime = MIRNetRestorer(model, device="cpu", backend="onnxruntime")
+    assert runtime.runner.path == folder / "onnx" / "model.onnx"
+    pixel_values = torch.from_numpy(kodak_crop()[:100, :120]).permute(2, 0, 1)[None].contiguous()
+    reference = MIRNetRestorer(model, device="cpu").restore_tensor(pixel_values)
+    assert (runtime.restore_tensor(pixel_values) - reference).abs().max() <= 1e-4
