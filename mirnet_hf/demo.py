@@ -254,8 +254,10 @@ class ModelCache:
         try:
             restorer = MIRNetRestorer(model, backend=backend, **settings)
         except Exception as error:  # an ONNX export or session that fails must not take the app down
-            if backend == "pytorch" or self.settings.backend == "onnxruntime":
+            if backend == "pytorch":
                 raise
+            if self.settings.backend == "onnxruntime":
+                raise AppError(f"the model {_echo(name)} could not run with ONNX Runtime: {error}") from error
             logger.warning("ONNX Runtime could not run %s (%s); using PyTorch.", name, error)
             restorer = MIRNetRestorer(model, backend="pytorch", **settings)
         with self._lock:

@@ -264,3 +264,36 @@ def test_cancelling_through_the_api_stops_the_restoration_at_its_next_tile(tmp_p
         assert len(tiles) < 20
     finally:
         app_demo.close()
+
+
+def test_the_app_runs_float32_cpu_requests_with_onnx_runtime_and_says_so(cache, photo):
+    result = restore_upload(cache, "denoising", str(photo), precision="auto")
+    assert ", onnxruntime;" in result.message
+    assert cache.backend("bfloat16") == "pytorch"  # ONNX Runtime runs float32 only
+    assert ", pytorch;" in restore_upload(cache, "denoising", str(photo), precision="bfloat16").message
+
+
+def test_without_onnx_runtime_or_when_it_fails_the_app_uses_pytorch_and_logs_it(photo, monkeypatch, caplog):
+    import logging
+
+    from mirnet_hf import onnx_backend
+
+    cache = ModelCache(AppSettings.from_environment({}))
+    monkeypatch.setattr(demo, "onnxruntime_available", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="mirnet_hf.demo"):
+        assert cache.backend("auto") == cache.backend("float32") == "pytorch"
+    assert caplog.text.count("ONNX Runtime is not installed") == 1  # one line, not one per request
+    monkeypatch.setattr(demo, "onnxruntime_available", lambda: True)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no session for you")
+
+    monkeypatch.setattr(onnx_backend.OnnxRuntimeRunner, "__init__", broken)
+    with caplog.at_level(logging.WARNING, logger="mirnet_hf.demo"):
+        result = restore_upload(cache, "denoising", str(photo))
+    assert ", pytorch;" in result.message and "no session for you" in caplog.text
+    forced = ModelCache(AppSettings.from_environment({"MIRNET_BACKEND": "onnxruntime"}))
+    with pytest.raises(AppError, match="no session for you"):
+        restore_upload(forced, "denoising", str(photo))
+    with pytest.raises(ValueError, match="MIRNET_BACKEND='tensorrt' is not valid"):
+        AppSettings.from_environment({"MIRNET_BACKEND": "tensorrt"})

@@ -1,0 +1,169 @@
+"""Ships a training run's weights as a default model under checkpoints/, with its card and validation curve.
+
+    .venv/bin/python benchmarks/evaluate_defaults.py --task low-light-enhancement \\
+        --model outputs/candidate-low-light --json outputs/evaluation-low-light.json
+    .venv/bin/python scripts/ship_checkpoint.py training/configs/default_low_light.yaml \\
+        --evaluation outputs/evaluation-low-light.json
+
+Reads the run named by the training config (its `output_dir`): the weight average (EMA) of a checkpoint
+(default: the latest, so a run still under way can ship its progress), the step and training time it
+records, and the validation history in `logs/history.jsonl`. Writes checkpoints/<name>/ through the one
+model-folder writer: config.json, model.safetensors, preprocessor_config.json, onnx/model.onnx,
+validation_curve.svg and README.md (the recipe, the command, the time, the curve, the evaluation).
+With `--candidate FOLDER` it writes the same folder there instead, for evaluating before shipping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+from pathlib import Path
+
+import torch
+
+from mirnet_hf.evaluation import EvaluationResult
+from mirnet_hf.model_card import read_validation_history, validation_curve_svg, write_trained_model_card
+from mirnet_hf.model_folder import save_model_folder
+from mirnet_hf.training import PRESETS, TrainState, build_model, find_checkpoint, parse_args
+
+ROOT = Path(__file__).resolve().parents[1]
+BASELINES = ("noisy input", "bicubic", "dark input")
+SUMMARIES = {
+    "denoising": "Blind denoiser for real camera noise (camera pipeline: raw shot and read noise, demosaicking, "
+    "tone curve, chroma denoising, JPEG) and for Gaussian and Poisson-Gaussian noise.",
+    "super-resolution": "One model for x2, x3 and x4 super-resolution (bicubic degradation); choose the scale at "
+    "call time (`MIRNetRestorer(...)(image, upscale=3)`); `pipeline()` uses x2, the config's scale.",
+    "low-light-enhancement": "Brightens and denoises dark shots: exposures down to 0.05, gamma and tone curves, "
+    "camera noise, colour casts, JPEG.",
+}
+VALIDATION_TITLES = {
+    "denoising": "CBSD68, 4 images (sigma 25)",
+    "super-resolution": "CBSD68, 4 images (x4, Y channel)",
+    "low-light-enhancement": "CBSD68, 4 images (exposure 0.1)",
+}
+
+
+def setting_label(data: str) -> str:
+    """ "CBSD68 sigma 25" -> "CBSD68 (sigma 25)", the trainer's label style (dataset, then the setting)."""
+    name, _, setting = data.partition(" ")
+    return f"{name} ({setting})"
+
+
+def result_with_baseline(row: dict, rows: list[dict]) -> EvaluationResult:
+    baseline = next(other for other in rows if other["data"] == row["data"] and other["method"] in BASELINES)
+    return EvaluationResult(
+        images=row["images"],
+        psnr=row["psnr"],
+        ssim=row["ssim"],
+        baseline_psnr=baseline["psnr"],
+        baseline_ssim=baseline["ssim"],
+        seconds=row["seconds_per_mp"],
+        megapixels=1.0,
+    )
+
+
+def comparison_table(rows: list[dict]) -> str:
+    lines = ["### Against classical methods", "", "| data | method | images | PSNR (dB) | SSIM | s/MP |",
+             "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for row in rows:
+        lines.append(
+            f"| {row['data']} | {row['method']} | {row['images']} | {row['psnr']:.2f} | {row['ssim']:.4f} | "
+            f"{row['seconds_per_mp']:.2f} |"
+        )
+    lines.append("\n(`benchmarks/evaluate_defaults.py`, 2 CPU cores, default inference settings.)")
+    return "\n".join(lines)
+
+
+def load_checkpoint_state(checkpoint: Path) -> tuple[dict, TrainState]:
+    """The EMA weights and the training state Accelerate saved with a checkpoint (registered objects, in order)."""
+    weights, state = None, TrainState()
+    for path in sorted(checkpoint.glob("custom_checkpoint_*.pkl")):
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(saved, dict) and "weights" in saved:
+            weights = saved["weights"]
+        elif isinstance(saved, dict) and "train_seconds" in saved:
+            state.load_state_dict(saved)
+    if weights is None:
+        raise SystemExit(f"{checkpoint} holds no weight average (train with use_ema).")
+    return weights, state
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("config", type=Path, help="the run's training config (training/configs/default_*.yaml)")
+    parser.add_argument("--checkpoint", default="latest", help="checkpoint-N folder name, or latest")
+    parser.add_argument("--name", help="folder name under checkpoints/ (default: <preset>-<task>)")
+    parser.add_argument("--candidate", type=Path, help="write the folder here instead of checkpoints/")
+    parser.add_argument("--evaluation", type=Path, help="JSON from benchmarks/evaluate_defaults.py")
+    parser.add_argument("--note", default="", help="how the run went, beyond its config (recorded in the card)")
+    args = parser.parse_args()
+
+    train_args = parse_args(["--config", str(args.config)])
+    run = ROOT / train_args.output_dir
+    checkpoint = find_checkpoint(run, args.checkpoint)
+    model = build_model(train_args)
+    weights, state = load_checkpoint_state(checkpoint)
+    model.load_state_dict(weights)
+    model.eval()
+    task = model.config.task
+    name = args.name or f"{train_args.config_name}-{task}"
+    target = args.candidate or ROOT / "checkpoints" / name
+
+    history = [record for record in read_validation_history(run / "logs" / "history.jsonl")]
+    history = [record for record in history if record["step"] <= state.step]
+    curve = "\n".join(f"| {r['step']} | {r['validation/psnr']:.2f} |" for r in history)
+    training = {
+        "data": f"{train_args.dataset_name} (clean photos, degraded on the fly; never an evaluation set)",
+        "architecture": f"`{train_args.config_name}` ({PRESETS.get(train_args.config_name, {})}), "
+        f"{sum(p.numel() for p in model.parameters()):,} parameters",
+        "steps": f"{state.step} of {train_args.max_train_steps} planned ({state.images_seen:,} patches of "
+        f"{train_args.patch_size}x{train_args.patch_size})",
+        "training time": f"{state.train_seconds / 3600:.2f} h",
+        "hardware": "2 CPU cores (torch 2.13.0), shared by the three default runs, one thread each",
+        "config": f"`{args.config.as_posix()}`",
+        "command": f"`OMP_NUM_THREADS=1 python training/train.py --config {shlex.quote(args.config.as_posix())}` "
+        "(resumed with the same command: the config sets `resume_from_checkpoint: latest`)",
+        "shipped weights": f"the weight average (EMA, decay {train_args.ema_decay:g}) at step {state.step}",
+    }
+    if args.note:
+        training["notes"] = args.note
+    rows = json.loads(args.evaluation.read_text()).get(task, []) if args.evaluation else []
+    ours = [
+        (setting_label(row["data"]), result_with_baseline(row, rows))
+        for row in rows
+        if row["method"] == "MIRNet (ours)" and "PolyU" not in row["data"]
+    ]
+    validation = (
+        f"### Validation curve\n\n![validation PSNR against steps](validation_curve.svg)\n\n"
+        f"PSNR (dB) of the weight average on {VALIDATION_TITLES[task]}, every "
+        f"{train_args.validation_steps} steps:\n\n| step | PSNR (dB) |\n| --- | --- |\n{curve}"
+    )
+    comparison = "\n\n".join(part for part in (comparison_table(rows) if rows else "", validation) if part)
+
+    def card(folder: Path) -> None:
+        (folder / "validation_curve.svg").write_text(
+            validation_curve_svg(history, VALIDATION_TITLES[task]), encoding="utf-8"
+        )
+        write_trained_model_card(
+            folder,
+            model,
+            training=training,
+            evaluations=ours,
+            dataset="CBSD432 (BSDS500 training photos)",
+            model_name=name,
+            title=f"MIRNet-v2 ({train_args.config_name}): {task}",
+            summary=SUMMARIES[task],
+            comparison=comparison,
+        )
+
+    if target.exists():
+        shutil.rmtree(target)
+    save_model_folder(model, target, card=card, code=False, onnx=True)
+    size = sum(path.stat().st_size for path in target.rglob("*") if path.is_file()) / 1e6
+    print(f"{target}: step {state.step}, {size:.1f} MB, {len(ours)} model-index results")
+
+
+if __name__ == "__main__":
+    main()
