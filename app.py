@@ -12,13 +12,9 @@ import gradio as gr
 
 from mirnet_hf.demo import TASK_LABELS, AppError, AppSettings, ModelCache, RestorationCancelled, restore_upload
 from mirnet_hf.inference import DEFAULT_TILE_SIZE
+from mirnet_hf.tasks import REGISTRY
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
-DESCRIPTIONS = {
-    "denoising": "Removes camera and Gaussian noise (blind: any level up to sigma 55).",
-    "super-resolution": "Enlarges an image x2, x3 or x4 with restored detail.",
-    "low-light-enhancement": "Brightens a dark, noisy shot.",
-}
 
 
 class UploadImage(gr.Image):
@@ -52,19 +48,16 @@ def request_cancelled() -> bool:
         return False
 
 
-API_NAMES = {"denoising": "denoise", "super-resolution": "super_resolve", "low-light-enhancement": "enhance_low_light"}
-
-
 def task_tab(task: str, cache: ModelCache) -> None:
     settings = cache.settings
     with gr.Tab(TASK_LABELS[task], id=task):
-        gr.Markdown(DESCRIPTIONS[task])
+        gr.Markdown(REGISTRY[task].description)
         with gr.Row():
             with gr.Column():
                 upload = UploadImage(
                     type="filepath", image_mode=None, label="Image to restore", format="png", elem_id=f"{task}-input"
                 )
-                scale = gr.Radio([2, 3, 4], value=2, label="Scale", visible=task == "super-resolution")
+                scale = gr.Radio([2, 3, 4], value=2, label="Scale", visible=REGISTRY[task].rescales)
                 with gr.Accordion("Advanced options", open=False):
                     tile = gr.Dropdown(
                         [0, 128, 192, 256, 384, 512],
@@ -111,7 +104,7 @@ def task_tab(task: str, cache: ModelCache) -> None:
             restore,
             inputs=[upload, scale, tile, precision, model],
             outputs=[slider, download, info],
-            api_name=API_NAMES[task],
+            api_name=REGISTRY[task].api_name,
             # One queue for all tasks and the API: MIRNET_CONCURRENCY restorations at once in the whole app.
             concurrency_id="restoration",
             concurrency_limit=settings.concurrency,

@@ -50,7 +50,7 @@ PUBLISHED = {
     ("Set14", 4): {"bicubic": 26.00, "SRCNN": 27.50, "EDSR": 28.80},
 }
 PUBLISHED_CBSD68 = {15: (33.52, 33.90, 34.30), 25: (30.71, 31.24, 31.69), 50: (27.38, 27.95, 28.51)}
-LOW_LIGHT_EXPOSURES = (0.1, 0.2)
+LOW_LIGHT_EXPOSURES = (0.05, 0.1, 0.2)
 BASELINE_CACHE = ROOT / "benchmarks" / "baselines" / "cbm3d.json"
 
 

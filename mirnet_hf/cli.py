@@ -20,6 +20,7 @@ from .inference import (
     PRECISIONS,
     check_tile_settings,
 )
+from .tasks import rescales
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -112,7 +113,7 @@ def _restore(args: argparse.Namespace) -> int:
     except (OSError, ValueError, TypeError, ImportError) as error:
         print(f"mirnet-hf restore: error: cannot load the model {args.model!r}: {error}", file=sys.stderr)
         return 2
-    if args.scale is not None and restorer.config.task != "super-resolution":
+    if args.scale is not None and not rescales(restorer.config.task):
         print(
             f"mirnet-hf restore: error: --scale {args.scale} is for super-resolution models; {args.model!r} is a "
             f"{restorer.config.task} model (leave --scale out).",

@@ -12,15 +12,18 @@ import math
 
 from transformers import PreTrainedConfig
 
+from .image_ops import size_multiple
+from .tasks import TASKS, rescales  # TASKS re-exported: the tasks a config may record
+
 VERSIONS = ("v1", "v2")
-TASKS = (
-    "denoising",
-    "super-resolution",
-    "low-light-enhancement",
-    "enhancement",
-    "defocus-deblurring",
-)
+
 GLOBAL_SKIPS = ("image", "features")
+# The fields that shape the computation (the task, scale and metadata do not): two configurations agreeing on
+# these, with the same weights, compute the same function.
+ARCHITECTURE_FIELDS = (
+    "version", "num_channels", "num_channels_out", "num_features", "num_rrg", "num_mrb", "num_streams",
+    "num_columns", "channel_factor", "reduction", "rrg_groups", "global_skip", "size_multiple",
+)  # fmt: skip
 
 # The paper's hyperparameters per version, used where a field is left at None.
 _VERSION_DEFAULTS = {
@@ -145,11 +148,11 @@ class MIRNetConfig(PreTrainedConfig):
             )
         if self.task not in TASKS:
             raise ValueError(f"task={self.task!r} is not valid; choose one of {TASKS}.")
-        if self.task == "super-resolution" and self.upscale < 2:
+        if rescales(self.task) and self.upscale < 2:
             raise ValueError(
                 f"task='super-resolution' needs upscale >= 2 (2, 3 or 4 in the paper), got {self.upscale}."
             )
-        if self.task != "super-resolution" and self.upscale != 1:
+        if not rescales(self.task) and self.upscale != 1:
             raise ValueError(f"upscale={self.upscale} is only valid with task='super-resolution', not {self.task!r}.")
         channels = self.stream_channels
         for upper, lower in zip(channels, channels[1:]):
@@ -198,7 +201,7 @@ class MIRNetConfig(PreTrainedConfig):
     @property
     def size_multiple(self) -> int:
         """Height and width must be multiples of this for the streams to line up (the model pads otherwise)."""
-        return 2 ** (self.num_streams - 1)
+        return size_multiple(self.num_streams)
 
     # `pipeline()` reads `config.custom_pipelines` and, when the task is listed there, loads the
     # pipeline from the model folder with trust_remote_code. Installed users have the pipeline

@@ -19,6 +19,7 @@ import torch
 
 from .configuration_mirnet import MIRNetConfig
 from .modeling_mirnet import MIRNetForImageRestoration
+from .tasks import rescales
 
 logger = logging.getLogger(__name__)
 
@@ -312,7 +313,7 @@ def guess_task(filename: str) -> tuple[str | None, int]:
     for pattern, task in _TASK_HINTS:
         if pattern.search(name):
             scale = 1
-            if task == "super-resolution":
+            if rescales(task):
                 found = re.search(r"x(\d)", name)
                 scale = int(found.group(1)) if found else 0
             return task, scale
@@ -352,8 +353,8 @@ def convert_checkpoint(
         if guessed_task is None:
             logger.warning("No task given and none recognised in %r; recording 'denoising'.", source_name)
     if upscale is None:
-        upscale = (guessed_scale or 0) if task == "super-resolution" else 1
-        if task == "super-resolution" and upscale < 2:
+        upscale = (guessed_scale or 0) if rescales(task) else 1
+        if rescales(task) and upscale < 2:
             raise ValueError(f"task 'super-resolution' needs the scale: pass upscale (2, 3 or 4) for {source_name!r}.")
     config = infer_config(state, task=task, upscale=upscale)
     model = MIRNetForImageRestoration(config)

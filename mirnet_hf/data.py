@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
-from .degradations import Degradation, upsample_bicubic
+from .degradations import Degradation
+from .image_ops import pad_to_size, upsample_bicubic
 from .image_processing_mirnet import to_rgb_array
 
 logger = logging.getLogger(__name__)
@@ -351,11 +351,9 @@ class RestorationPatches(torch.utils.data.IterableDataset):
                 self.counts["skipped_small"] += 1
                 return None
             self.counts["padded_small"] += 1
-            pad = (0, max(0, size - width), 0, max(0, size - height))
-            # Reflect needs the pad to be smaller than the side; replicate covers tiny images.
-            mode = "reflect" if size - height < height and size - width < width else "replicate"
-            target = F.pad(target[None], pad, mode=mode)[0]
-            source = None if source is None else F.pad(source[None], pad, mode=mode)[0]
+            padded = (max(height, size), max(width, size))
+            target = pad_to_size(target, *padded)
+            source = None if source is None else pad_to_size(source, *padded)
             height, width = target.shape[-2:]
         top = int(torch.randint(height - size + 1, (), generator=generator))
         left = int(torch.randint(width - size + 1, (), generator=generator))

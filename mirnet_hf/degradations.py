@@ -38,7 +38,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-TASKS = ("denoising", "super-resolution", "low-light-enhancement")
+from .image_ops import bicubic_resize, downscale_bicubic, upsample_bicubic
+from .image_ops import quantize as quantize_8bit
+from .tasks import SYNTHETIC_TASKS, rescales
+
+TASKS = SYNTHETIC_TASKS  # the tasks with a synthetic degradation (the task registry marks them)
 
 
 def _uniform(generator: torch.Generator, low: float, high: float) -> float:
@@ -87,15 +91,6 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.conv2d(padded, horizontal, groups=channels), vertical, groups=channels)[0]
 
 
-def bicubic_resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Bicubic resize (antialiased when shrinking, like MATLAB's imresize), clamped to [0, 1]."""
-    shrinking = height < image.shape[-2] or width < image.shape[-1]
-    resized = F.interpolate(
-        image[None], size=(height, width), mode="bicubic", align_corners=False, antialias=shrinking
-    )
-    return resized[0].clamp(0, 1)
-
-
 def jpeg_roundtrip(image: torch.Tensor, quality: int) -> torch.Tensor:
     """Encodes and decodes the image as a JPEG of the given quality (1-95), as web images are."""
     if not 1 <= quality <= 95:
@@ -109,13 +104,6 @@ def jpeg_roundtrip(image: torch.Tensor, quality: int) -> torch.Tensor:
     return torch.from_numpy(decoded).permute(2, 0, 1).to(image.dtype)
 
 
-def downscale_bicubic(image: torch.Tensor, scale: int) -> torch.Tensor:
-    """The low-resolution image of the bicubic protocol: the size is floored to a multiple of `scale` first
-    (as Set5/Set14 crop their HR images), then shrunk by `scale`."""
-    height, width = (image.shape[-2] // scale) * scale, (image.shape[-1] // scale) * scale
-    return bicubic_resize(image[:, :height, :width], height // scale, width // scale)
-
-
 def super_resolution_input(
     image: torch.Tensor,
     scale: int,
@@ -123,22 +111,17 @@ def super_resolution_input(
     jpeg_quality: int | None = None,
 ) -> torch.Tensor:
     """The network input for super-resolution of a clean image whose sides are multiples of `scale`:
-    (blur), bicubic down by `scale`, (JPEG), then bicubic up to the original size."""
+    (blur), bicubic down by `scale` to an 8-bit image, (JPEG), then bicubic up to the original size."""
     _check_image(image)
     if scale not in (2, 3, 4):
         raise ValueError(f"scale={scale!r} is not valid; use 2, 3 or 4.")
     height, width = image.shape[-2:]
     if height % scale or width % scale:
         raise ValueError(f"the image is {width}x{height}; crop it to a multiple of scale={scale} first.")
-    low = downscale_bicubic(gaussian_blur(image, blur_sigma), scale)
+    low = quantize_8bit(downscale_bicubic(gaussian_blur(image, blur_sigma), scale))  # an 8-bit photo
     if jpeg_quality is not None:
         low = jpeg_roundtrip(low, jpeg_quality)
     return upsample_bicubic(low, scale)
-
-
-def upsample_bicubic(image: torch.Tensor, scale: int) -> torch.Tensor:
-    """Bicubic upsampling by an integer scale, the same as `MIRNetImageProcessor` applies at inference."""
-    return bicubic_resize(image, image.shape[-2] * scale, image.shape[-1] * scale)
 
 
 def darken(
@@ -333,11 +316,6 @@ def camera_pipeline_noise(
     return developed
 
 
-def quantize_8bit(image: torch.Tensor) -> torch.Tensor:
-    """Clips to [0, 1] and rounds to the 256 levels of an 8-bit image."""
-    return (image.clamp(0, 1) * 255).round() / 255
-
-
 @dataclass
 class Degradation:
     """How clean images are degraded for one task. Ranges are drawn uniformly per image; set both ends equal
@@ -411,12 +389,15 @@ class Degradation:
     @property
     def size_multiple(self) -> int:
         """Patch sides must be a multiple of this (the super-resolution scales' least common multiple)."""
-        return math.lcm(*self.scales) if self.task == "super-resolution" else 1
+        return math.lcm(*self.scales) if rescales(self.task) else 1
 
     def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """The degraded input for `clean` (same size), drawn with `generator`, clipped and quantised to 8 bits
         as a saved photo is (what users will feed the model)."""
-        return quantize_8bit(self._degrade(clean, generator))
+        degraded = self._degrade(clean, generator)
+        # Super-resolution inputs are the bicubic upsampling of an 8-bit low-resolution image, exactly what
+        # the image processor makes of a user's photo; every other input is itself an 8-bit image.
+        return degraded if rescales(self.task) else quantize_8bit(degraded)
 
     def _degrade(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.task == "denoising":

@@ -32,23 +32,17 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .image_io import ImageLimitError, LoadedImage, image_size, read_image, write_image
-from .inference import BACKENDS, DEFAULT_TILE_SIZE, MIRNetRestorer, pil_pixel_limit, select_device
+from .inference import BACKENDS, DEFAULT_TILE_SIZE, MIRNetRestorer, pil_pixel_limit, select_device, time_backends
 from .onnx_backend import onnxruntime_available
+from .tasks import REGISTRY, SERVED_TASKS, rescales
 
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TASK_LABELS = {
-    "denoising": "Denoising",
-    "super-resolution": "Super-resolution",
-    "low-light-enhancement": "Low-light enhancement",
-}
-DEFAULT_MODELS = {task: f"checkpoints/mirnet-v2-compact-{task}" for task in TASK_LABELS}
-ENVIRONMENT_MODELS = {
-    "denoising": "MIRNET_DENOISING_MODEL",
-    "super-resolution": "MIRNET_SUPER_RESOLUTION_MODEL",
-    "low-light-enhancement": "MIRNET_LOW_LIGHT_MODEL",
-}
+# The served tasks, from the task registry: their tab labels, shipped models and model settings.
+TASK_LABELS = {task: REGISTRY[task].label for task in SERVED_TASKS}
+DEFAULT_MODELS = {task: REGISTRY[task].default_checkpoint for task in SERVED_TASKS}
+ENVIRONMENT_MODELS = {task: REGISTRY[task].environment_variable for task in SERVED_TASKS}
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 PREVIEW_SIDE = 1600  # the comparison slider shows at most this many pixels a side; the download is full size
 RESULTS_DIR = Path(tempfile.gettempdir()) / "mirnet-app-results"
@@ -80,8 +74,9 @@ class AppSettings:
     max_models: int = 4
     failure_seconds: int = 120  # a model that failed to load is not tried again for this long
     result_max_age_seconds: int = 3600
-    # "auto": ONNX Runtime for float32 on the CPU when it is installed (measured faster for every default
-    # model: README, "Inference speed"), else PyTorch; or "pytorch" / "onnxruntime" always.
+    # "auto": for float32 on the CPU with ONNX Runtime installed, per model the backend measured faster on one
+    # tile (which wins depends on the network: README, "Inference speed"), else PyTorch; or "pytorch" /
+    # "onnxruntime" always.
     backend: str = "auto"
 
     @classmethod
@@ -172,6 +167,7 @@ class ModelCache:
         self._load_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()  # guards the dictionaries only; never held while loading
         self._told_no_onnxruntime = False
+        self.backend_timings: dict[str, dict[str, float]] = {}  # per model: seconds per tile, by backend
 
     def check_choice(self, task: str, name: str) -> str:
         """The model to load for a name chosen in the page; refuses anything but configured models and Hub ids."""
@@ -222,9 +218,10 @@ class ModelCache:
                         del self._restorers[key]
             return model
 
-    def backend(self, precision: str) -> str:
-        """The backend for a request: the configured one, or for "auto" ONNX Runtime where it runs the request
-        (float32 on the CPU) and is installed, else PyTorch."""
+    def backend(self, precision: str, name: str | None = None) -> str:
+        """The backend for a request: the configured one; for "auto", PyTorch unless the request can run on ONNX
+        Runtime (float32 on the CPU, installed), and then the one measured faster for model `name` (one
+        256x256 tile each, once per model; without a name, ONNX Runtime)."""
         if self.settings.backend != "auto":
             return self.settings.backend
         if precision not in ("auto", "float32") or select_device(self.settings.device).type != "cpu":
@@ -233,15 +230,37 @@ class ModelCache:
             if not self._told_no_onnxruntime:
                 self._told_no_onnxruntime = True
                 logger.warning(
-                    "ONNX Runtime is not installed: restoring with PyTorch, which is slower on CPUs "
-                    "(pip install 'mirnet-hf[onnx]')."
+                    "ONNX Runtime is not installed: restoring with PyTorch, which is slower on CPUs for most "
+                    "models (pip install 'mirnet-hf[onnx]')."
                 )
             return "pytorch"
-        return "onnxruntime"
+        if name is None:
+            return "onnxruntime"
+        with self._lock:
+            if name in self.backend_timings:
+                timings = self.backend_timings[name]
+                return min(timings, key=timings.get)
+        model = self.model(name)
+        try:
+            with self.gate:  # a measurement is a restoration: it takes the app's one slot like any other
+                timings = time_backends(model, self.settings.device)
+        except Exception as error:  # an ONNX export or session that fails must not take the app down
+            logger.warning("ONNX Runtime could not run %s (%s); using PyTorch.", name, error)
+            timings = {"pytorch": 0.0}
+        with self._lock:
+            self.backend_timings.setdefault(name, timings)
+        chosen = min(timings, key=timings.get)
+        logger.info(
+            "%s: %s per 256x256 tile; using %s.",
+            name,
+            ", ".join(f"{backend} {seconds:.3f} s" for backend, seconds in timings.items()),
+            chosen,
+        )
+        return chosen
 
     def restorer(self, task: str, name: str, tile_size: int | None, precision: str) -> MIRNetRestorer:
         name = self.check_choice(task, name)
-        backend = self.backend(precision)
+        backend = self.backend(precision, name)
         key = (name, tile_size, precision, backend)
         with self._lock:
             if key in self._restorers:
@@ -368,7 +387,7 @@ def restore_upload(
     work stops (`RestorationCancelled`)."""
     if task not in TASK_LABELS:
         raise AppError(f"task {task!r} is not served; valid: {', '.join(TASK_LABELS)}.")
-    scale = int(scale) if task == "super-resolution" else 1
+    scale = int(scale) if rescales(task) else 1
     if scale not in (1, 2, 3, 4):
         raise AppError(f"scale x{scale} is not offered; choose x2, x3 or x4.")
     tile = int(tile_size or 0) or None
@@ -398,7 +417,7 @@ def restore_upload(
     try:
         stop_if_cancelled()
         started = time.perf_counter()
-        restored = restorer(loaded.image, progress=on_tile, upscale=scale if task == "super-resolution" else None)
+        restored = restorer(loaded.image, progress=on_tile, upscale=scale if rescales(task) else None)
         seconds = time.perf_counter() - started
     except ValueError as error:
         raise AppError(str(error)) from None

@@ -15,7 +15,9 @@ import numpy as np
 import torch
 
 from .data import Columns, align_pair, decode_image, to_tensor, undecoded
-from .degradations import downscale_bicubic, evaluation_degradation, upsample_bicubic
+from .degradations import evaluation_degradation
+from .image_ops import downscale_bicubic, quantize, upsample_bicubic
+from .tasks import SYNTHETIC_TASKS, get_task, rescales
 
 
 def image_metrics(
@@ -86,7 +88,7 @@ def degrade_for_evaluation(clean: np.ndarray, task: str, level: float, seed: int
     if task == "super-resolution":
         scale = int(level)
         height, width = (clean.shape[0] // scale) * scale, (clean.shape[1] // scale) * scale
-        low = (downscale_bicubic(clean_tensor, scale) * 255).round() / 255
+        low = quantize(downscale_bicubic(clean_tensor, scale))  # saved as an 8-bit file, as benchmark sets are
         return EvaluationPair(
             name, _array(low), clean[:height, :width], _array(upsample_bicubic(low, scale)), scale=scale
         )
@@ -204,26 +206,15 @@ def evaluate(
 
 
 def default_levels(task: str, upscale: int = 2) -> list[float]:
-    """The levels reported by default: sigma 15/25/50, the model's scale, exposure 0.1."""
-    if task == "denoising":
-        return [15.0, 25.0, 50.0]
-    if task == "super-resolution":
-        return [float(upscale)]
-    if task == "low-light-enhancement":
-        return [0.1]
-    raise ValueError(
-        f"task={task!r} has no synthetic evaluation; valid: denoising, super-resolution, low-light-enhancement."
-    )
+    """The levels reported by default (the task registry's; super-resolution: the model's scale)."""
+    entry = get_task(task)
+    if entry.level_name is None:
+        raise ValueError(f"task={task!r} has no synthetic evaluation; valid: {', '.join(SYNTHETIC_TASKS)}.")
+    return [float(upscale)] if entry.level_name == "scale" else list(entry.evaluation_levels)
 
 
 def level_label(task: str, level: float | None) -> str:
-    if level is None:
-        return "paired"
-    if task == "denoising":
-        return f"sigma {level:g}"
-    if task == "super-resolution":
-        return f"x{int(level)}"
-    return f"exposure {level:g}"
+    return get_task(task).level_label(level)
 
 
 def evaluate_dataset(
@@ -242,9 +233,9 @@ def evaluate_dataset(
     degradations), one for paired data. Super-resolution uses the Y channel with the border cropped."""
 
     def restore(image: np.ndarray, scale: int) -> np.ndarray:
-        return restorer(image, upscale=scale if task == "super-resolution" else None)
+        return restorer(image, upscale=scale if rescales(task) else None)
 
-    y_channel = task == "super-resolution"
+    y_channel = get_task(task).y_channel
     if columns.paired:
         pairs = evaluation_pairs(dataset, columns, max_images=max_images)
         return [(f"{name} (paired)", evaluate(restore, pairs, y_channel=y_channel, progress=progress))]

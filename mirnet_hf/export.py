@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -19,9 +20,10 @@ from pathlib import Path
 
 import torch
 
-from .configuration_mirnet import MIRNetConfig
+from .configuration_mirnet import ARCHITECTURE_FIELDS, MIRNetConfig
 from .convert_mirnet_checkpoint import map_official_key
 from .modeling_mirnet import MIRNetForImageRestoration, _blur_kernel
+from .tasks import rescales
 
 logger = logging.getLogger(__name__)
 
@@ -38,24 +40,6 @@ def _load(model: MIRNetForImageRestoration | str | Path) -> MIRNetForImageRestor
     if not isinstance(model, MIRNetForImageRestoration):
         raise TypeError(f"model must be a MIRNetForImageRestoration or a folder/Hub id, got {type(model).__name__}.")
     return model
-
-
-# The configuration fields that shape the computation; names, tasks and metadata do not change the graph.
-ARCHITECTURE_FIELDS = (
-    "version",
-    "num_channels",
-    "num_channels_out",
-    "num_features",
-    "num_rrg",
-    "num_mrb",
-    "num_streams",
-    "num_columns",
-    "channel_factor",
-    "reduction",
-    "rrg_groups",
-    "global_skip",
-    "size_multiple",
-)
 
 
 def weights_fingerprint(model: MIRNetForImageRestoration) -> str:
@@ -131,6 +115,9 @@ def export_onnx(model: MIRNetForImageRestoration | str | Path, output: str | Pat
         output = output / ONNX_FILE
     output.parent.mkdir(parents=True, exist_ok=True)
 
+    first = next(model.parameters())
+    if first.device.type != "cpu" or first.dtype != torch.float32:
+        model = copy.deepcopy(model).to("cpu", torch.float32)  # the graph is float32, traced on the CPU
     was_training = model.training
     model.eval()
     started = time.perf_counter()
@@ -380,7 +367,7 @@ def export_official(model: MIRNetForImageRestoration | str | Path, output: str |
             output,
             "; ".join(reasons),
         )
-    if model.config.task == "super-resolution":
+    if rescales(model.config.task):
         logger.warning(
             "%s restores a bicubic-upsampled image (x%d) at the same size, as in the paper: other tools must "
             "upsample before running it.",

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
+
+from .image_ops import pad_to_size, size_multiple, upsample_bicubic
 
 _PIL_16BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 _FLOAT_DTYPES = (np.float16, np.float32, np.float64)
@@ -131,22 +132,21 @@ def to_rgb_array(image: Any) -> tuple[np.ndarray, ImageInfo]:
     ```
     """
     if isinstance(image, (str, Path)):
+        # Files go through the package's one reading path, which keeps 16-bit colour (as a uint16 array).
+        from .image_io import read_image
+
         path = Path(image)
         if not path.is_file():
             raise FileNotFoundError(f"image file {str(path)!r} does not exist.")
         try:
-            with Image.open(path) as opened:
-                opened.seek(0)  # animated images: the first frame
-                rgb, info = _pil_to_array(opened)
-        except UnidentifiedImageError as error:
-            raise ValueError(f"{str(path)!r} is not an image file PIL can read.") from error
-        except Image.DecompressionBombError as error:
-            raise ValueError(f"{str(path)!r} is too large to decode safely: {error}") from error
-        except OSError as error:
-            raise ValueError(
-                f"{str(path)!r} could not be decoded ({error}); the file may be truncated or corrupt."
-            ) from error
-        return rgb, info
+            loaded = read_image(path)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{str(error).rstrip('.')}; the file may be truncated or corrupt.") from error
+        try:
+            return to_rgb_array(loaded.image)
+        finally:
+            if isinstance(loaded.image, Image.Image):
+                loaded.image.close()
     if isinstance(image, Image.Image):
         if image.width == 0 or image.height == 0:
             raise ValueError(f"the image is empty: {image.width}x{image.height} pixels.")
@@ -198,11 +198,9 @@ def _as_list(images: Any) -> list:
 
 
 def _bicubic_upsample(array: np.ndarray, scale: int) -> np.ndarray:
-    """Bicubic upsampling of an HxWxC float array, clamped to [0, 1]."""
-    tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None]
-    height, width = array.shape[:2]
-    upsampled = F.interpolate(tensor, size=(height * scale, width * scale), mode="bicubic", align_corners=False)
-    return upsampled[0].permute(1, 2, 0).clamp_(0, 1).numpy()
+    """`image_ops.upsample_bicubic` (the one training uses) on an HxWxC float array."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).permute(2, 0, 1)
+    return upsample_bicubic(tensor, scale).permute(1, 2, 0).numpy()
 
 
 class MIRNetImageProcessor(BaseImageProcessor):
@@ -255,7 +253,7 @@ class MIRNetImageProcessor(BaseImageProcessor):
     @classmethod
     def for_config(cls, config) -> MIRNetImageProcessor:
         """The processor matching a model configuration (its scale and stream alignment)."""
-        return cls(size_divisor=2 ** (config.num_streams - 1), upscale=config.upscale)
+        return cls(size_divisor=size_multiple(config.num_streams), upscale=config.upscale)
 
     def _prepare(self, image: Any, upscale: int) -> tuple[np.ndarray, ImageInfo]:
         rgb, info = to_rgb_array(image)
@@ -349,18 +347,11 @@ class MIRNetImageProcessor(BaseImageProcessor):
 
 
 def _pad_array(array: np.ndarray, height: int, width: int) -> np.ndarray:
-    pad_h, pad_w = height - array.shape[0], width - array.shape[1]
-    if pad_h == 0 and pad_w == 0:
+    """`image_ops.pad_to_size` on an HxWxC array."""
+    if array.shape[:2] == (height, width):
         return array
-    # Reflect as far as the image allows, then repeat the edge (tiny images, or a batch's small members).
-    while pad_h > 0 or pad_w > 0:
-        step_h = min(pad_h, array.shape[0] - 1)
-        step_w = min(pad_w, array.shape[1] - 1)
-        if step_h == 0 and step_w == 0:
-            return np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-        array = np.pad(array, ((0, step_h), (0, step_w), (0, 0)), mode="reflect")
-        pad_h, pad_w = pad_h - step_h, pad_w - step_w
-    return array
+    tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+    return pad_to_size(tensor, height, width).permute(1, 2, 0).numpy()
 
 
 def _quantize(array: np.ndarray, dtype) -> np.ndarray:

@@ -379,6 +379,29 @@ class MIRNetRestorer:
         return self.processor.post_process(reconstruction, original_images=[info], upscale=upscale)[0]
 
 
+def time_backends(
+    model: MIRNetForImageRestoration, device: str | torch.device = "cpu", tile_size: int = DEFAULT_TILE_SIZE
+) -> dict[str, float]:
+    """Seconds one `tile_size` tile takes with each backend available here (float32), after a warm-up call.
+
+    What the app measures to pick its backend for a model: which is faster depends on the network and the
+    processor (README, "Inference speed").
+    """
+    from .onnx_backend import onnxruntime_available
+
+    tile = torch.rand(1, model.config.num_channels, tile_size, tile_size, generator=torch.Generator().manual_seed(0))
+    timings = {}
+    for backend in BACKENDS:
+        if backend == "onnxruntime" and not onnxruntime_available():
+            continue
+        restorer = MIRNetRestorer(model, device=device, precision="float32", tile_size=tile_size, backend=backend)
+        restorer.restore_tensor(tile)  # warm-up: first-call allocations, oneDNN and ORT kernel choices
+        started = time.perf_counter()
+        restorer.restore_tensor(tile)
+        timings[backend] = time.perf_counter() - started
+    return timings
+
+
 def _image_size(image: Any) -> tuple[int, int]:
     if isinstance(image, (str, Path)):
         width, height = image_size(image)  # the header only, whichever decoder will read the file
@@ -422,6 +445,7 @@ __all__ = [
     "check_tile_settings",
     "restore",
     "select_device",
+    "time_backends",
     "resolve_precision",
     "plan_tiles",
     "RestoreStats",

@@ -22,6 +22,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput, ImageSuperResolutionOutput
 
 from .configuration_mirnet import MIRNetConfig
+from .image_ops import pad_to_multiple
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int, groups: int = 1) -> nn.Conv2d:
@@ -44,24 +45,6 @@ def charbonnier_loss(prediction: torch.Tensor, target: torch.Tensor, eps: float 
     """
     diff = prediction - target
     return torch.sqrt(diff * diff + eps * eps).mean()
-
-
-def pad_to_multiple(pixel_values: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pads the bottom and right edges (reflect) so height and width are multiples of `multiple`.
-
-    Reflection needs the pad to be smaller than the side; tinier images are padded by repeating the edge.
-    Nothing is done when the size is already aligned.
-    """
-    height, width = pixel_values.shape[-2:]
-    pad_h, pad_w = (-height) % multiple, (-width) % multiple
-    if torch.compiler.is_exporting():
-        # An exported graph (ONNX) serves every size, so it cannot branch on this one's: it always pads,
-        # by zero pixels where the size is aligned.
-        return F.pad(pixel_values, (0, pad_w, 0, pad_h), mode="reflect")
-    if pad_h == 0 and pad_w == 0:
-        return pixel_values
-    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-    return F.pad(pixel_values, (0, pad_w, 0, pad_h), mode=mode)
 
 
 # ----------------------------------------------------------------------------------------------

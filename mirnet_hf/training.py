@@ -37,9 +37,11 @@ import torch
 
 from .configuration_mirnet import MIRNetConfig
 from .data import COUNT_NAMES, PatchBatches, RestorationPatches, load_image_dataset, resolve_columns
-from .degradations import SHOT_NOISE_RANGE, TASKS, Degradation
+from .degradations import SHOT_NOISE_RANGE, Degradation
 from .evaluation import EvaluationResult, evaluate, evaluation_pairs, format_table, level_label
 from .modeling_mirnet import MIRNetForImageRestoration
+from .tasks import SYNTHETIC_TASKS as TASKS
+from .tasks import get_task, rescales
 
 logger = logging.getLogger("mirnet_hf.training")
 
@@ -56,7 +58,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     # For tests and smoke runs.
     "mirnet-tiny": {"version": "v1", "num_features": 8, "num_rrg": 1, "num_mrb": 1},
 }
-DEFAULT_VALIDATION_LEVEL = {"denoising": 25.0, "super-resolution": None, "low-light-enhancement": 0.1}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,7 +223,7 @@ def build_model(args: argparse.Namespace) -> MIRNetForImageRestoration:
         raise ValueError(f"--config_name {args.config_name!r} is neither a preset ({', '.join(PRESETS)}) nor a file.")
     if args.task:
         config.task = args.task
-    if config.task == "super-resolution":
+    if rescales(config.task):
         config.upscale = min(args.scales)
     return MIRNetForImageRestoration(config)
 
@@ -503,7 +504,7 @@ class Trainer:
         columns = resolve_columns(list(dataset.column_names), args.input_column, args.target_column, args.data_kind)
         level = args.validation_level
         if level is None and not columns.paired:
-            level = DEFAULT_VALIDATION_LEVEL[self.task] or float(max(args.scales))
+            level = get_task(self.task).validation_level or float(max(args.scales))
         return dataset, columns, level
 
     # --- checkpoints -----------------------------------------------------------------------------------
@@ -571,11 +572,11 @@ class Trainer:
             return restored
 
         pairs = list(evaluation_pairs(dataset, columns, self.task, level, max_images=self.args.max_validation_images))
-        super_resolution = self.task == "super-resolution"
+        super_resolution = rescales(self.task)
         result = evaluate(restore, pairs, y_channel=super_resolution)
         model.train(was_training)
         name = Path(str(self.args.validation_dataset_name)).name or str(self.args.validation_dataset_name)
-        setting = level_label(self.task, pairs[0].scale if pairs and self.task == "super-resolution" else level)
+        setting = level_label(self.task, pairs[0].scale if pairs and rescales(self.task) else level)
         label = f"{name} ({setting})"
         self._log(
             {

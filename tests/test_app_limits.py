@@ -266,11 +266,17 @@ def test_cancelling_through_the_api_stops_the_restoration_at_its_next_tile(tmp_p
         app_demo.close()
 
 
-def test_the_app_runs_float32_cpu_requests_with_onnx_runtime_and_says_so(cache, photo):
+def test_the_app_measures_which_backend_is_faster_per_model_and_says_which_ran(photo):
+    cache = ModelCache(AppSettings.from_environment({}))
     result = restore_upload(cache, "denoising", str(photo), precision="auto")
-    assert ", onnxruntime;" in result.message
-    assert cache.backend("bfloat16") == "pytorch"  # ONNX Runtime runs float32 only
+    name = cache.settings.models["denoising"][0]
+    timings = cache.backend_timings[name]
+    assert set(timings) == {"pytorch", "onnxruntime"} and all(seconds > 0 for seconds in timings.values())
+    assert f", {min(timings, key=timings.get)};" in result.message
+    assert cache.backend("bfloat16", name) == "pytorch"  # ONNX Runtime runs float32 only
     assert ", pytorch;" in restore_upload(cache, "denoising", str(photo), precision="bfloat16").message
+    forced = ModelCache(AppSettings.from_environment({"MIRNET_BACKEND": "onnxruntime"}))
+    assert ", onnxruntime;" in restore_upload(forced, "denoising", str(photo)).message
 
 
 def test_without_onnx_runtime_or_when_it_fails_the_app_uses_pytorch_and_logs_it(photo, monkeypatch, caplog):

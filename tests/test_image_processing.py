@@ -226,3 +226,20 @@ def test_empty_pil_image():
 def test_invalid_processor_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MIRNetImageProcessor(**kwargs)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_training_inputs_equal_what_the_processor_gives_at_inference(scale):
+    """Super-resolution trains on bicubic-upsampled inputs: they must be exactly the processor's."""
+    from mirnet_hf.degradations import Degradation, upsample_bicubic
+    from mirnet_hf.image_ops import downscale_bicubic, quantize
+
+    clean = torch.from_numpy(np.asarray(Image.open(KODAK / "kodim05.png").convert("RGB")))
+    clean = clean.permute(2, 0, 1)[:, :96, :120].float() / 255
+    low = quantize(downscale_bicubic(clean, scale))  # a low-resolution 8-bit photo, as users have
+    processed = MIRNetImageProcessor(upscale=scale)(images=low.permute(1, 2, 0).numpy(), size_divisor=1)
+    assert torch.equal(processed["pixel_values"][0], upsample_bicubic(low, scale))
+    # The trainer's degradation (no blur, no JPEG) is that same upsampling of the bicubic low resolution.
+    degradation = Degradation("super-resolution", scales=(scale,), blur_probability=0.0, jpeg_probability=0.0)
+    degraded = degradation.apply(clean, torch.Generator().manual_seed(0))
+    assert torch.equal(degraded, upsample_bicubic(quantize(downscale_bicubic(clean, scale)), scale))

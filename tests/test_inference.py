@@ -158,3 +158,23 @@ def test_device_auto_selection():
         expected = "mps"
     assert select_device("auto").type == expected
     assert DEFAULT_TILE_OVERLAP < DEFAULT_TILE_SIZE
+
+
+def test_restore_keeps_a_16_bit_file_16_bit_as_the_cli_does(trained_denoiser, tmp_path):
+    """Paths go through image_io, like `mirnet-hf restore`: 16-bit colour comes back as a uint16 array."""
+    import png
+
+    from mirnet_hf import restore
+    from mirnet_hf.image_io import read_image
+
+    rng = np.random.default_rng(0)
+    smooth = np.linspace(0, 65535, 48 * 40, dtype=np.float64).reshape(48, 40)
+    image = np.stack([smooth, smooth[::-1], np.full_like(smooth, 30000)], axis=-1)
+    image = np.clip(image + rng.normal(0, 2000, image.shape), 0, 65535).astype(np.uint16)
+    path = tmp_path / "photo-16bit.png"
+    png.from_array(image.reshape(48, -1), "RGB;16").save(str(path))
+    restored = restore(path, trained_denoiser, device="cpu")
+    assert isinstance(restored, np.ndarray) and restored.dtype == np.uint16 and restored.shape == (48, 40, 3)
+    assert len(np.unique(restored)) > 256  # finer than 8 bits: not an 8-bit image scaled up
+    from_file = read_image(path).image
+    assert from_file.dtype == np.uint16 and np.array_equal(from_file, image)

@@ -1,0 +1,128 @@
+"""The task registry: everything the package knows about each restoration task, in one entry per task.
+
+The configuration, degradations, evaluation, training, command line, demo and app read it; adding a task
+means adding an entry here (and, for synthetic training data, its degradation in `degradations.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RestorationTask:
+    """One task.
+
+    Attributes:
+        name: the `config.task` value.
+        label: how people read it (app tabs, tables).
+        description: one sentence for the app's tab.
+        level_name: what a synthetic degradation's level is (`"sigma"`, `"scale"`, `"exposure"`); None for
+            tasks this package has no synthetic degradation for (their data must be paired).
+        evaluation_levels: the levels reported by default (super-resolution: the model's own scale).
+        validation_level: the level the trainer validates at (None: the model's scale).
+        y_channel: whether quality is measured on the luma (Y) channel with `scale` border pixels cropped,
+            the super-resolution literature's convention; otherwise RGB.
+        api_name: the app's API endpoint; None for tasks the app does not serve.
+        environment_variable: the app setting naming its models.
+        default_checkpoint: the shipped model folder, relative to the repository root.
+    """
+
+    name: str
+    label: str
+    description: str = ""
+    level_name: str | None = None
+    evaluation_levels: tuple[float, ...] = ()
+    validation_level: float | None = None
+    y_channel: bool = False
+    api_name: str | None = None
+    environment_variable: str | None = None
+    default_checkpoint: str | None = None
+
+    @property
+    def rescales(self) -> bool:
+        """Whether the output is larger than the input (the level is a scale): super-resolution."""
+        return self.level_name == "scale"
+
+    def level_label(self, level: float | None) -> str:
+        """`"sigma 25"`, `"x4"`, `"exposure 0.1"`; `"paired"` for paired data (no level)."""
+        if level is None:
+            return "paired"
+        if self.level_name == "scale":
+            return f"x{level:g}"
+        return f"{self.level_name} {level:g}"
+
+
+REGISTRY: dict[str, RestorationTask] = {
+    task.name: task
+    for task in (
+        RestorationTask(
+            name="denoising",
+            label="Denoising",
+            description="Removes camera and Gaussian noise (blind: any level up to sigma 55).",
+            level_name="sigma",
+            evaluation_levels=(15.0, 25.0, 50.0),
+            validation_level=25.0,
+            api_name="denoise",
+            environment_variable="MIRNET_DENOISING_MODEL",
+            default_checkpoint="checkpoints/mirnet-v2-compact-denoising",
+        ),
+        RestorationTask(
+            name="super-resolution",
+            label="Super-resolution",
+            description="Enlarges an image x2, x3 or x4 with restored detail.",
+            level_name="scale",
+            y_channel=True,
+            api_name="super_resolve",
+            environment_variable="MIRNET_SUPER_RESOLUTION_MODEL",
+            default_checkpoint="checkpoints/mirnet-v2-compact-super-resolution",
+        ),
+        RestorationTask(
+            name="low-light-enhancement",
+            label="Low-light enhancement",
+            description="Brightens a dark, noisy shot.",
+            level_name="exposure",
+            evaluation_levels=(0.1,),
+            validation_level=0.1,
+            api_name="enhance_low_light",
+            environment_variable="MIRNET_LOW_LIGHT_MODEL",
+            default_checkpoint="checkpoints/mirnet-v2-compact-low-light-enhancement",
+        ),
+        # Tasks of the authors' released weights, which `convert` can record; trained from paired data only.
+        RestorationTask(name="enhancement", label="Enhancement"),
+        RestorationTask(name="defocus-deblurring", label="Defocus deblurring"),
+    )
+}
+TASKS = tuple(REGISTRY)
+SYNTHETIC_TASKS = tuple(name for name, task in REGISTRY.items() if task.level_name)  # degradations exist
+SERVED_TASKS = tuple(name for name, task in REGISTRY.items() if task.api_name)  # the app's tabs
+
+
+def rescales(name: str) -> bool:
+    """Whether task `name` enlarges images (takes a scale); False for names not in the registry."""
+    return name in REGISTRY and REGISTRY[name].rescales
+
+
+def get_task(name: str) -> RestorationTask:
+    """The registry entry for `name`; a `ValueError` names the valid tasks.
+
+    Example:
+
+    ```python
+    >>> from mirnet_hf.tasks import get_task
+    >>> get_task("denoising").level_label(25)
+    'sigma 25'
+    >>> get_task("deblurring")
+    Traceback (most recent call last):
+    ...
+    ValueError: task='deblurring' is not valid; choose one of ('denoising', 'super-resolution', \
+'low-light-enhancement', 'enhancement', 'defocus-deblurring').
+
+    ```
+    """
+    if name not in REGISTRY:
+        raise ValueError(f"task={name!r} is not valid; choose one of {TASKS}.")
+    return REGISTRY[name]
+
+
+__all__ = ["REGISTRY", "SERVED_TASKS", "SYNTHETIC_TASKS", "TASKS", "RestorationTask", "get_task", "rescales"]
