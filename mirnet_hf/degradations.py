@@ -426,6 +426,42 @@ class Degradation:
             return F.pad(degraded, (0, clean.shape[-1] - width, 0, clean.shape[-2] - height), mode="replicate")
         return self._low_light(clean, generator)
 
+    def describe(self) -> str:
+        """What this degradation makes, in words (for model cards).
+
+        Example:
+
+        ```python
+        >>> from mirnet_hf.degradations import Degradation
+        >>> Degradation("super-resolution", scales=(2, 4)).describe()
+        'bicubic x2/x4 (the low resolution rounded to 8 bits)'
+
+        ```
+        """
+        if self.task == "denoising":
+            text = f"Gaussian noise sigma {self.sigma_range[0]:g}-{self.sigma_range[1]:g}"
+            if self.poisson_probability:
+                text += f", Poisson-Gaussian for {self.poisson_probability:.0%}"
+            if self.camera_probability:
+                text += (
+                    f", camera-pipeline noise (shot gain {self.shot_noise_range[0]:g}-{self.shot_noise_range[1]:g}"
+                    f", chroma denoising {self.chroma_blur_range[0]:g}-{self.chroma_blur_range[1]:g} px"
+                    f", JPEG for {self.jpeg_probability:.0%}) for {self.camera_probability:.0%}"
+                )
+            return text
+        if rescales(self.task):
+            return (
+                "bicubic " + "/".join(f"x{scale}" for scale in self.scales) + " (the low resolution rounded to 8 bits)"
+            )
+        text = f"synthetic low light (exposure {self.exposure_range}, gamma {self.gamma_range}, shot and read noise"
+        if self.camera_probability:
+            text += f"; camera-pipeline shots for {self.camera_probability:.0%}"
+        if self.color_cast:
+            text += f"; colour casts up to {self.color_cast:.0%}"
+        if self.jpeg_probability:
+            text += f"; JPEG for {self.jpeg_probability:.0%}"
+        return text + ")"
+
     def _jpeg_quality(self, generator: torch.Generator) -> int | None:
         if self.jpeg_probability and torch.rand((), generator=generator).item() < self.jpeg_probability:
             return round(_uniform(generator, *self.jpeg_quality_range))

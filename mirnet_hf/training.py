@@ -787,7 +787,7 @@ class Trainer:
             recipe.append(f"gradient clipping at {args.max_grad_norm:g}")
         if args.use_ema:
             recipe.append(f"EMA of weights (decay {args.ema_decay:g})")
-        data_kind = "paired" if self.columns.paired else "clean images, " + self._degradation_text()
+        data_kind = "paired" if self.columns.paired else "clean images, " + self.degradation.describe()
         summary = {
             "task": self.task,
             "data": f"{args.dataset_name} ({data_kind})",
@@ -800,30 +800,6 @@ class Trainer:
         if self.data_counts():
             summary["skipped or padded images"] = ", ".join(f"{k}: {v}" for k, v in self.data_counts().items())
         return summary
-
-    def _degradation_text(self) -> str:
-        d = self.degradation
-        if self.task == "denoising":
-            text = f"Gaussian noise sigma {d.sigma_range[0]:g}-{d.sigma_range[1]:g}"
-            if d.poisson_probability:
-                text += f", Poisson-Gaussian for {d.poisson_probability:.0%}"
-            if d.camera_probability:
-                text += (
-                    f", camera-pipeline noise (shot gain {d.shot_noise_range[0]:g}-{d.shot_noise_range[1]:g}"
-                    f", chroma denoising {d.chroma_blur_range[0]:g}-{d.chroma_blur_range[1]:g} px"
-                    f", JPEG for {d.jpeg_probability:.0%}) for {d.camera_probability:.0%}"
-                )
-            return text
-        if self.task == "super-resolution":
-            return "bicubic x" + "/".join(map(str, d.scales))
-        text = f"synthetic low light (exposure {d.exposure_range}, gamma {d.gamma_range}, shot and read noise"
-        if d.camera_probability:
-            text += f"; camera-pipeline shots for {d.camera_probability:.0%}"
-        if d.color_cast:
-            text += f"; colour casts up to {d.color_cast:.0%}"
-        if d.jpeg_probability:
-            text += f"; JPEG for {d.jpeg_probability:.0%}"
-        return text + ")"
 
 
 def main(argv: list[str] | None = None) -> int:

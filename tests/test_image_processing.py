@@ -234,7 +234,7 @@ def test_training_inputs_equal_what_the_processor_gives_at_inference(scale):
     from mirnet_hf.degradations import Degradation, upsample_bicubic
     from mirnet_hf.image_ops import downscale_bicubic, quantize
 
-    clean = torch.from_numpy(np.asarray(Image.open(KODAK / "kodim05.png").convert("RGB")))
+    clean = torch.from_numpy(np.array(Image.open(KODAK / "kodim05.png").convert("RGB")))
     clean = clean.permute(2, 0, 1)[:, :96, :120].float() / 255
     low = quantize(downscale_bicubic(clean, scale))  # a low-resolution 8-bit photo, as users have
     processed = MIRNetImageProcessor(upscale=scale)(images=low.permute(1, 2, 0).numpy(), size_divisor=1)
