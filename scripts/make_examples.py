@@ -1,5 +1,6 @@
 """Makes the app's example images (examples/*.png): small crops of evaluation photos, degraded with the
-package's own fixed-seed degradations. Run: .venv/bin/python scripts/make_examples.py"""
+package's own fixed-seed degradations, and a crop of a real noisy camera photo (PolyU: Canon 5D Mark II,
+ISO 3200), as it came from the camera. Run: .venv/bin/python scripts/make_examples.py"""
 
 from pathlib import Path
 
@@ -7,11 +8,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mirnet_hf.degradations import downscale_bicubic, evaluation_degradation
+from mirnet_hf.degradations import evaluation_degradation
+from mirnet_hf.image_ops import downscale_bicubic, quantize
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
 SOURCES = [("kodim05", DATASETS / "Kodak24" / "kodim05.png"), ("kodim23", DATASETS / "Kodak24" / "kodim23.png")]
+REAL_NOISE = DATASETS / "PolyU" / "Canon5D2_5_200_3200_fruit_11_real.JPG"
 
 
 def tensor(image: Image.Image) -> torch.Tensor:
@@ -31,9 +34,13 @@ def main() -> None:
         crop = tensor(Image.open(path).crop((90, 130, 410, 370)))  # 320x240
         generator = torch.Generator().manual_seed(seed)
         save(evaluation_degradation("denoising", 25).apply(crop, generator), out / f"denoising-{name}-sigma25.png")
-        save((downscale_bicubic(crop, 2) * 255).round() / 255, out / f"super-resolution-{name}-160x120.png")
+        save(quantize(downscale_bicubic(crop, 2)), out / f"super-resolution-{name}-160x120.png")
         dark = evaluation_degradation("low-light-enhancement", 0.15).apply(crop, generator)
         save(dark, out / f"low-light-enhancement-{name}-exposure0.15.png")
+    # Real camera noise: the photo's own pixels, no synthetic degradation.
+    save(
+        tensor(Image.open(REAL_NOISE).crop((96, 200, 416, 440))), out / "denoising-real-noise-polyu-canon-iso3200.png"
+    )
 
 
 if __name__ == "__main__":
