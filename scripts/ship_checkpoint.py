@@ -111,8 +111,7 @@ def main() -> None:
     name = args.name or f"{train_args.config_name}-{task}"
     target = args.candidate or ROOT / "checkpoints" / name
 
-    history = [record for record in read_validation_history(run / "logs" / "history.jsonl")]
-    history = [record for record in history if record["step"] <= state.step]
+    history = [r for r in read_validation_history(run / "logs" / "history.jsonl") if r["step"] <= state.step]
     curve = "\n".join(f"| {r['step']} | {r['validation/psnr']:.2f} |" for r in history)
     training = {
         "data": f"{train_args.dataset_name} (clean photos, degraded on the fly; never an evaluation set)",
