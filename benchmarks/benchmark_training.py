@@ -89,7 +89,7 @@ def measure(args: argparse.Namespace, flags: list[str]) -> dict:
 
     with tempfile.TemporaryDirectory() as output_dir:
         trainer = Trainer(parse_args(trainer_flags(args, output_dir) + flags))
-        batches = iter(trainer._data_loader())
+        batches = iter(trainer.streams.loader())
         for _ in range(args.warmup_steps):
             trainer.training_step(batches)
         started = time.perf_counter()

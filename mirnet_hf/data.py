@@ -217,8 +217,9 @@ class RestorationPatches(torch.utils.data.IterableDataset):
         small_images: "pad" (reflect) or "skip" images smaller than a patch; both are counted in `counts`.
         seed, rank, world_size: each process reads its own share; the same seed gives the same patches.
 
-    Each item is a dict with `pixel_values` (input), `labels` (target) and `position` ((epoch, index) of the
-    example in this process's share), and `start_after(position)` resumes right after a consumed item.
+    Each item is a dict with `pixel_values` (input), `labels` (target), `position` ((epoch, index) of the
+    example in this process's share) and `example` ((epoch, row): its row in the data set, -1 when
+    streaming), and `start_after(position)` resumes right after a consumed item.
     `stream_items(stream, num_streams, start)` yields the items of one of `num_streams` interleaved parts of
     the share (examples whose index is `stream` modulo `num_streams`): the unit a DataLoader worker reads.
 
@@ -283,7 +284,8 @@ class RestorationPatches(torch.utils.data.IterableDataset):
         return isinstance(self.dataset, datasets.IterableDataset)
 
     def _epoch_examples(self, epoch: int, skip: int, stream: int = 0, num_streams: int = 1) -> Iterator[tuple]:
-        """(index, example) of this process's share of an epoch from index `skip` on, for one data stream."""
+        """(index, row, example) of this process's share of an epoch from index `skip` on, for one data stream;
+        `row` is the example's row in the data set (-1 when streaming)."""
         if self.streaming:
             from datasets.distributed import split_dataset_by_node
 
@@ -294,7 +296,7 @@ class RestorationPatches(torch.utils.data.IterableDataset):
             # hand each worker its own shards, and the stream would depend on the shard count.
             for index, rows in enumerate(shuffled.iter(batch_size=1)):
                 if index >= skip and index % num_streams == stream:
-                    yield index, {name: values[0] for name, values in rows.items()}
+                    yield index, -1, {name: values[0] for name, values in rows.items()}
             return
         count = len(self.dataset)
         if count < self.world_size:
@@ -304,7 +306,7 @@ class RestorationPatches(torch.utils.data.IterableDataset):
         mine = order[: count - count % self.world_size][self.rank :: self.world_size]
         for index in range(skip, len(mine)):
             if index % num_streams == stream:
-                yield index, self.dataset[int(mine[index])]
+                yield index, int(mine[index]), self.dataset[int(mine[index])]
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         return self.stream_items(0, 1, self.start)
@@ -318,11 +320,11 @@ class RestorationPatches(torch.utils.data.IterableDataset):
         epoch, skip = start
         while True:
             produced = False
-            for index, example in self._epoch_examples(epoch, skip, stream, num_streams):
+            for index, row, example in self._epoch_examples(epoch, skip, stream, num_streams):
                 item = self.make_item(example, epoch, index)
                 if item is not None:
                     produced = True
-                    yield item
+                    yield {**item, "example": torch.tensor([epoch, row])}
             if not produced and skip == 0:
                 raise RuntimeError(
                     f"no usable image in an epoch of the data set (skipped: {dict(self.counts)}); check the data, "
@@ -387,8 +389,9 @@ class PatchBatches(torch.utils.data.IterableDataset):
     (worker w reads stream `(first_stream + w) % num_streams`), and without workers the streams are read in turn
     in this process, giving the same batches.
 
-    Each batch holds `pixel_values`, `labels`, its `stream`, the `position` ((epoch, index)) of its last example
-    and the stream's cumulative `counts` of corrupt, skipped and padded images (see `COUNT_NAMES`).
+    Each batch holds `pixel_values`, `labels`, its `stream`, the `position` ((epoch, index)) of its last example,
+    the `examples` it was cut from ((epoch, row) each) and the stream's cumulative `counts` of corrupt,
+    skipped and padded images (see `COUNT_NAMES`).
 
     Example:
 
@@ -437,6 +440,7 @@ class PatchBatches(torch.utils.data.IterableDataset):
                 "labels": torch.stack([item["labels"] for item in chunk]),
                 "stream": torch.tensor(stream),
                 "position": chunk[-1]["position"],
+                "examples": torch.stack([item["example"] for item in chunk]),
                 "counts": torch.tensor(counts),
             }
 

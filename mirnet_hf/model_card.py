@@ -166,6 +166,64 @@ def write_trained_model_card(
     return path
 
 
+def training_details(
+    args,
+    *,
+    task: str,
+    data: str,
+    steps: int,
+    images_seen: int,
+    train_seconds: float,
+    processes: int,
+    mixed_precision: str,
+    hardware: str,
+    command: str,
+    data_problems: dict[str, int] | None = None,
+) -> dict[str, str]:
+    """The "Training" table of a trained model's card: the recipe read from the run's arguments
+    (`training.TrainingArguments`), then what the run did.
+
+    Example:
+
+    ```python
+    >>> from mirnet_hf.model_card import training_details
+    >>> from mirnet_hf.training import parse_args
+    >>> args = parse_args(["--task", "denoising", "--dataset_name", "photos", "--output_dir", "run", "--use_ema"])
+    >>> details = training_details(args, task="denoising", data="photos (clean images)", steps=10, images_seen=160,
+    ...     train_seconds=90.0, processes=1, mixed_precision="no", hardware="1 x CPU", command="python train.py")
+    >>> details["recipe"].split("; ")[-1], details["steps"]
+    ('EMA of weights (decay 0.999)', '10 (160 patches)')
+
+    ```
+    """
+    schedule = f"cosine annealing to {args.min_learning_rate:g}" if args.lr_scheduler == "cosine" else "constant"
+    recipe = [
+        f"Charbonnier loss (eps 1e-3); Adam ({args.adam_beta1}, {args.adam_beta2})",
+        f"learning rate {args.learning_rate:g}, {schedule}",
+        f"batch {args.train_batch_size} x {args.gradient_accumulation_steps} accumulation x {processes} processes "
+        f"of {args.patch_size}x{args.patch_size} patches" + ("" if args.no_flips else " with flips"),
+        f"mixed precision {mixed_precision}",
+    ]
+    if args.lr_warmup_steps:
+        recipe.append(f"{args.lr_warmup_steps} warm-up steps")
+    if args.max_grad_norm:
+        recipe.append(f"gradient clipping at {args.max_grad_norm:g}")
+    if args.use_ema:
+        recipe.append(f"EMA of weights (decay {args.ema_decay:g})")
+    details = {
+        "task": task,
+        "data": data,
+        "recipe": "; ".join(recipe),
+        "steps": f"{steps} ({images_seen:,} patches)",
+        "training time": f"{train_seconds / 3600:.2f} h",
+        "hardware": hardware,
+        "command": command,
+    }
+    if data_problems:
+        details["skipped or padded images"] = ", ".join(f"{k}: {v}" for k, v in data_problems.items())
+    return details
+
+
 def read_validation_history(history_path: str | Path) -> list[dict[str, float]]:
     """The validation records of a run's `logs/history.jsonl` (the last one of a step wins: a resumed run
     repeats the steps after its checkpoint), in step order."""

@@ -352,3 +352,16 @@ def test_shipped_configs_parse():
     for path in sorted((REPO / "training" / "configs").glob("*.yaml")):
         args = parse_args(["--config", str(path)])
         assert args.task in ("denoising", "super-resolution", "low-light-enhancement"), path
+
+
+def test_bad_flags_name_the_bad_value_and_what_is_valid(capsys):
+    base = ["--task", "denoising", "--dataset_name", "x", "--output_dir", "o"]
+    for flags, message in (
+        (["--sigma_range", "30", "10"], "--sigma_range 30.0 10.0 is not valid; give two values, low then high"),
+        (["--exposure_range", "0.1"], "--exposure_range 0.1 is not valid"),
+        (["--max_train_steps", "0"], "--max_train_steps 0 is not valid; it must be at least 1"),
+        (["--lr_scheduler", "linear"], "invalid choice: 'linear' (choose from 'cosine', 'constant')"),
+    ):
+        with pytest.raises(SystemExit):
+            parse_args(base + flags)
+        assert message in capsys.readouterr().err, flags

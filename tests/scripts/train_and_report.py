@@ -6,20 +6,25 @@ import json
 import sys
 from pathlib import Path
 
-from mirnet_hf.training import Trainer, parse_args
+from mirnet_hf.training import Trainer, TrainerCallback, parse_args
+
+
+class RecordExamples(TrainerCallback):
+    """Records the file name of every image each batch was cut from, per epoch."""
+
+    def __init__(self):
+        self.seen: dict[str, list[str]] = {}
+
+    def on_batch(self, trainer, batch):
+        dataset = trainer.data.patches.dataset
+        for epoch, row in batch["examples"].tolist():
+            self.seen.setdefault(str(epoch), []).append(Path(dataset[row]["image"]["path"]).name)
 
 
 def main() -> None:
     args = parse_args(sys.argv[1:])
-    trainer = Trainer(args)
-    seen: dict[str, list[str]] = {}
-    make_item = trainer.patches.make_item
-
-    def recording_make_item(example, epoch, index):
-        seen.setdefault(str(epoch), []).append(Path(example["image"]["path"]).name)
-        return make_item(example, epoch, index)
-
-    trainer.patches.make_item = recording_make_item
+    recorder = RecordExamples()
+    trainer = Trainer(args, callbacks=[recorder])
     trainer.train()
     model = trainer.accelerator.unwrap_model(trainer.model)
     digest = hashlib.sha256()
@@ -30,9 +35,9 @@ def main() -> None:
         "rank": trainer.accelerator.process_index,
         "world_size": trainer.accelerator.num_processes,
         "step": trainer.state.step,
-        "stream_positions": [list(p) for p in trainer.stream_positions],
+        "stream_positions": [list(p) for p in trainer.streams.stream_positions],
         "weights_sha256": digest.hexdigest(),
-        "seen": seen,
+        "seen": recorder.seen,
     }
     Path(args.output_dir, f"rank-{report['rank']}.json").write_text(json.dumps(report))
 

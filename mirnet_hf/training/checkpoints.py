@@ -1,0 +1,118 @@
+"""Checkpoints: save, rotate, find and resume a run's complete state (Accelerate's `save_state` plus ours)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .data_streams import DataStreams
+
+logger = logging.getLogger("mirnet_hf.training")
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint needs beyond accelerate's own: the step, each process's data position and counters.
+
+    `positions[rank]` is that process's `DataStreams.position()`.
+    """
+
+    step: int = 0
+    positions: list = field(default_factory=list)
+    images_seen: int = 0
+    train_seconds: float = 0.0
+
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step,
+            "positions": self.positions,
+            "images_seen": self.images_seen,
+            "train_seconds": self.train_seconds,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+        self.positions = [list(map(int, position)) for position in state["positions"]]
+        self.images_seen = int(state["images_seen"])
+        self.train_seconds = float(state["train_seconds"])
+
+
+def _checkpoints(output_dir: Path) -> list[Path]:
+    return sorted(Path(output_dir).glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[-1]))
+
+
+def find_checkpoint(output_dir: Path, which: str) -> Path | None:
+    """`which` is a folder or 'latest' (None when no checkpoint exists yet, so a first run can use it too).
+
+    Only complete checkpoints count: a run killed while saving leaves one without its `COMPLETE` mark."""
+    if which != "latest":
+        path = Path(which)
+        if not path.is_dir():
+            raise FileNotFoundError(f"--resume_from_checkpoint {which!r} is not a folder (or use 'latest').")
+        return path
+    complete = [path for path in _checkpoints(output_dir) if (path / "COMPLETE").is_file()]
+    return complete[-1] if complete else None
+
+
+def rotate_checkpoints(output_dir: Path, limit: int | None) -> None:
+    """Keeps the newest `limit` checkpoints (all for None or 0)."""
+    if not limit:
+        return
+    for old in _checkpoints(output_dir)[:-limit]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+class CheckpointManager:
+    """Saves `OUTPUT_DIR/checkpoint-STEP` on every process together, and resumes from one.
+
+    Accelerate saves the model, optimiser, RNG states and the objects registered with it (the schedule, the
+    `TrainState`, the weight average); this adds every process's data position, the `COMPLETE` mark and the
+    rotation to `total_limit` checkpoints.
+    """
+
+    def __init__(self, accelerator, output_dir: Path, state: TrainState, streams: DataStreams, total_limit: int):
+        self.accelerator, self.output_dir = accelerator, Path(output_dir)
+        self.state, self.streams, self.total_limit = state, streams, total_limit
+
+    def save(self) -> Path:
+        accelerator = self.accelerator
+        mine = torch.tensor(self.streams.position(), device=accelerator.device)
+        self.state.positions = accelerator.gather(mine[None]).cpu().tolist()
+        path = self.output_dir / f"checkpoint-{self.state.step}"
+        if accelerator.is_main_process and path.exists():
+            shutil.rmtree(path)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(path))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            (path / "COMPLETE").write_text(json.dumps({"step": self.state.step}))  # only complete ones resume
+            rotate_checkpoints(self.output_dir, self.total_limit)
+        accelerator.wait_for_everyone()
+        return path
+
+    def resume(self, which: str | None) -> Path | None:
+        """Loads the checkpoint `which` names (a folder or 'latest'); None when there is none yet."""
+        if not which:
+            return None
+        path = find_checkpoint(self.output_dir, which)
+        if path is None:
+            logger.info("no checkpoint in %s yet: starting from scratch", self.output_dir)
+            return None
+        self.accelerator.load_state(str(path))
+        positions = self.state.positions
+        if len(positions) != self.accelerator.num_processes:
+            raise RuntimeError(
+                f"{path} was saved by {len(positions)} processes; resume it with the same number "
+                f"(now {self.accelerator.num_processes})."
+            )
+        self.streams.restore(positions[self.accelerator.process_index], str(path))
+        logger.info("resumed from %s at step %d", path, self.state.step)
+        return path
+
+
+__all__ = ["CheckpointManager", "TrainState", "find_checkpoint", "rotate_checkpoints"]
