@@ -35,11 +35,11 @@ from PIL import Image
 from mirnet_hf.degradations import upsample_bicubic
 from mirnet_hf.evaluation import EvaluationPair, degrade_for_evaluation, image_metrics
 from mirnet_hf.inference import MIRNetRestorer
+from mirnet_hf.tasks import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
-CHECKPOINTS = {task: ROOT / "checkpoints" / f"mirnet-v2-compact-{task}" for task in
-               ("denoising", "super-resolution", "low-light-enhancement")}  # fmt: skip
+CHECKPOINTS = {name: ROOT / task.default_checkpoint for name, task in REGISTRY.items() if task.default_checkpoint}
 PUBLISHED = {
     # Y-PSNR, bicubic degradation (datasets README and the SRCNN paper)
     ("Set5", 2): {"bicubic": 33.66, "SRCNN": 36.66},

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from .image_io import ImageLimitError, LoadedImage, image_size, read_image, write_image
+from .image_io import ImageLimitError, LoadedImage, check_pixels, image_size, read_image, write_image
 from .inference import BACKENDS, DEFAULT_TILE_SIZE, MIRNetRestorer, pil_pixel_limit, select_device, time_backends
 from .onnx_backend import onnxruntime_available
 from .tasks import REGISTRY, SERVED_TASKS, rescales
@@ -353,14 +353,8 @@ def load_upload(path: str | None, max_pixels: int, scale: int = 1) -> LoadedImag
         width, height = image_size(path)  # the header only, for every decoder: nothing is decoded yet
     except (OSError, ValueError):
         raise AppError("this file is not an image we can read (supported: PNG, JPEG, TIFF, WebP, BMP, GIF).") from None
-    if width * height * scale * scale > max_pixels:
-        limit = max_pixels / 1e6
-        raise AppError(
-            f"the image is {width}x{height}"
-            + (f" (x{scale}: {width * scale}x{height * scale})" if scale > 1 else "")
-            + f", above this app's limit of {limit:g} megapixels of output; use a smaller image."
-        )
     try:
+        check_pixels(width, height, max_pixels, scale, limit="this app's limit", advice="use a smaller image")
         with pil_pixel_limit(max_pixels):
             return read_image(path, max_pixels=max_pixels)
     except ImageLimitError as error:

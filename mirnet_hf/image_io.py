@@ -120,14 +120,39 @@ def image_size(path: str | Path) -> tuple[int, int]:
         raise ValueError(f"{str(path)!r} is not an image file we can read ({error}).") from error
 
 
-def check_pixels(width: int, height: int, max_pixels: int | None, scale: int = 1, name: str = "the image") -> None:
-    """Raises `ImageLimitError` when the output (`scale` times each side) would exceed `max_pixels`."""
+def check_pixels(
+    width: int,
+    height: int,
+    max_pixels: int | None,
+    scale: int = 1,
+    name: str = "the image",
+    limit: str = "the limit",
+    advice: str = "",
+) -> None:
+    """Raises `ImageLimitError` when the output (`scale` times each side) would exceed `max_pixels`: the one
+    pixel-limit check of the restorer, the CLI and the app, which differ only in whose `limit` it is and the
+    `advice` that follows.
+
+    Example:
+
+    ```python
+    >>> from mirnet_hf.image_io import check_pixels
+    >>> from mirnet_hf.image_io import ImageLimitError
+    >>> try:
+    ...     check_pixels(20000, 20000, 16_000_000, limit="this app's limit", advice="use a smaller image")
+    ... except ImageLimitError as error:
+    ...     print(error)
+    the image is 20000x20000 = 400.0 megapixels, above this app's limit of 16 megapixels; use a smaller image.
+
+    ```
+    """
     pixels = width * height * scale * scale
     if max_pixels is not None and pixels > max_pixels:
         raise ImageLimitError(
             f"{name} is {width}x{height}"
             + (f" (x{scale}: {width * scale}x{height * scale})" if scale > 1 else "")
-            + f" = {pixels / 1e6:.1f} megapixels, above the limit of {max_pixels / 1e6:.1f} megapixels."
+            + f" = {pixels / 1e6:.1f} megapixels, above {limit} of {max_pixels / 1e6:g} megapixels"
+            + (f"; {advice}." if advice else ".")
         )
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .image_io import ImageLimitError, check_pixels, image_size, pil_pixel_limit
+from .image_io import check_pixels, image_size, pil_pixel_limit
 from .image_processing_mirnet import MIRNetImageProcessor, to_rgb_array
 from .modeling_mirnet import (
     MIRNetForImageRestoration,
@@ -355,12 +355,9 @@ class MIRNetRestorer:
             return
         height, width = _image_size(image)
         scale = self.processor.upscale if upscale is None else upscale
-        try:
-            check_pixels(width, height, self.max_pixels, scale)
-        except ImageLimitError as error:
-            raise ImageLimitError(
-                f"{str(error)[:-1]}; raise max_pixels (--max-pixels) to restore it anyway."
-            ) from None
+        check_pixels(
+            width, height, self.max_pixels, scale, advice="raise max_pixels (--max-pixels) to restore it anyway"
+        )
 
     def __call__(self, image: Any, progress: ProgressCallback | None = None, upscale: int | None = None) -> Any:
         """Restores one image (PIL image, HWC array, CHW tensor or path) and returns it in its input's

@@ -2,13 +2,14 @@
 
 The converter, the trainer and the scripts that ship the default models all write through
 `save_model_folder`, so every folder has the same files: `config.json` (with `auto_map` and
-`custom_pipelines`), `model.safetensors`, `preprocessor_config.json`, the model code for
+`custom_pipelines`), `model.safetensors`, `preprocessor_config.json`, the model and pipeline code for
 `trust_remote_code`, `README.md`, and optionally the ONNX graph `onnx/model.onnx`.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from .modeling_mirnet import MIRNetForImageRestoration
 
 logger = logging.getLogger(__name__)
 
+PIPELINE_CODE = Path(__file__).with_name("pipeline_mirnet.py")
 HUB_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "README.md")
 
 
@@ -61,6 +63,10 @@ def save_model_folder(
     if not code:
         for path in output_dir.glob("*.py"):
             path.unlink()
+    elif model._auto_class is not None:
+        # transformers copies the model's code files; the pipeline's goes beside them, so that
+        # `pipeline("image-restoration", model=folder, trust_remote_code=True)` works without this package.
+        shutil.copy(PIPELINE_CODE, output_dir / PIPELINE_CODE.name)
     if card is not None:
         card(output_dir)
     graph = output_dir / ONNX_FILE

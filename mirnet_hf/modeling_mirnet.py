@@ -10,8 +10,6 @@ maps the authors' key names onto them.
 from __future__ import annotations
 
 import math
-import shutil
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -437,7 +435,9 @@ class MIRNetPreTrainedModel(PreTrainedModel):
         """Loads like any transformers model, then gives every tensor its own aligned memory.
 
         Loaded tensors can sit at unaligned offsets of one buffer; CPU convolution kernels then round
-        differently (about 1e-7), so outputs would not equal the saved model's bit for bit.
+        differently (about 1e-7), so outputs would not equal the saved model's bit for bit. The one packaging
+        override left in the model: transformers has no public hook after loading (saving, cards and code
+        files are `model_folder.save_model_folder`'s).
         """
         model = super().from_pretrained(*args, **kwargs)
         with torch.no_grad():
@@ -445,14 +445,6 @@ class MIRNetPreTrainedModel(PreTrainedModel):
                 if tensor.device.type == "cpu" and tensor.data_ptr() % 64:
                     tensor.data = tensor.data.clone()
         return model
-
-    def save_pretrained(self, save_directory: str | Path, *args, **kwargs) -> None:
-        """Saves weights (safetensors), config and code; the pipeline code goes beside the model code so
-        `pipeline("image-restoration", model=folder, trust_remote_code=True)` works without our package."""
-        super().save_pretrained(save_directory, *args, **kwargs)
-        pipeline_file = Path(__file__).with_name("pipeline_mirnet.py")
-        if self._auto_class is not None and pipeline_file.exists():
-            shutil.copy(pipeline_file, Path(save_directory) / pipeline_file.name)
 
 
 class MIRNetModel(MIRNetPreTrainedModel):

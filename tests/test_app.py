@@ -14,6 +14,7 @@ from PIL import Image
 
 from conftest import REPO
 from mirnet_hf.demo import AppError, AppSettings, ModelCache
+from mirnet_hf.tasks import get_task
 
 pytestmark = pytest.mark.slow
 EXAMPLES = REPO / "examples"
@@ -147,7 +148,7 @@ def test_settings_from_the_environment():
     )
     assert (settings.max_pixels, settings.concurrency) == (2_000_000, 2)
     assert settings.models["low-light-enhancement"] == ["a/b", "c/d"]
-    assert settings.models["denoising"] == ["checkpoints/mirnet-v2-compact-denoising"]
+    assert settings.models["denoising"] == [get_task("denoising").default_checkpoint]
     with pytest.raises(ValueError, match="MIRNET_CONCURRENCY='0' is not valid; it must be at least 1"):
         AppSettings.from_environment({"MIRNET_CONCURRENCY": "0"})
     with pytest.raises(ValueError, match="MIRNET_MAX_PIXELS='lots' is not valid"):

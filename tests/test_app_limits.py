@@ -225,7 +225,7 @@ def test_a_decompression_bomb_upload_is_refused_naming_the_limit(cache, tmp_path
 
     icc_bomb = b"icc\x00\x00" + zlib.compress(b"\x00" * 16_000_000, 9)
     huge = png_file(tmp_path / "huge.png", 20000, 20000, chunks=[(b"iCCP", icc_bomb)])
-    with pytest.raises(AppError, match="20000x20000, above this app's limit of 16 megapixels"):
+    with pytest.raises(AppError, match="20000x20000 = 400.0 megapixels, above this app's limit of 16 megapixels"):
         restore_upload(cache, "denoising", str(huge))
     rows = b"".join(b"\x00" + b"\x12\x34" * 3 * 8 for _ in range(8))
     icc = png_file(tmp_path / "icc.png", 8, 8, chunks=[(b"iCCP", icc_bomb)], pixels=rows)

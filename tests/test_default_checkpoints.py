@@ -8,8 +8,8 @@ from conftest import DATASETS, REPO
 from mirnet_hf import MIRNetForImageRestoration, MIRNetRestorer
 from mirnet_hf.evaluation import degrade_for_evaluation, image_metrics
 from mirnet_hf.export import onnx_fingerprint, weights_fingerprint
+from mirnet_hf.tasks import get_task
 
-CHECKPOINTS = REPO / "checkpoints"
 # task -> (level, minimum PSNR gain over the degraded input in dB, Y channel)
 CASES = {
     "denoising": [(25, 6.0, False)],
@@ -28,7 +28,7 @@ def kodak_crop() -> np.ndarray:
 
 @pytest.mark.parametrize("task", list(CASES))
 def test_folder_is_a_hub_model_repo_under_20_mb(task):
-    folder = CHECKPOINTS / f"mirnet-v2-compact-{task}"
+    folder = REPO / get_task(task).default_checkpoint
     assert sorted(p.name for p in folder.iterdir()) == [
         "README.md", "config.json", "model.safetensors", "onnx", "preprocessor_config.json",
     ]  # fmt: skip
@@ -42,7 +42,7 @@ def test_folder_is_a_hub_model_repo_under_20_mb(task):
     ("task", "level", "gain", "y_channel"), [(t, *c) for t, cases in CASES.items() for c in cases]
 )
 def test_default_model_restores_a_real_photo(task, level, gain, y_channel):
-    folder = CHECKPOINTS / f"mirnet-v2-compact-{task}"
+    folder = REPO / get_task(task).default_checkpoint
     model = MIRNetForImageRestoration.from_pretrained(folder)
     assert model.config.task == task
     pair = degrade_for_evaluation(kodak_crop(), task, level, seed=7)
@@ -58,7 +58,7 @@ def test_default_model_restores_a_real_photo(task, level, gain, y_channel):
 @pytest.mark.parametrize("task", list(CASES))
 def test_shipped_onnx_graph_is_current_and_matches_pytorch(task):
     """The app runs the defaults with ONNX Runtime: their graph must be the weights' own (no export at start)."""
-    folder = CHECKPOINTS / f"mirnet-v2-compact-{task}"
+    folder = REPO / get_task(task).default_checkpoint
     model = MIRNetForImageRestoration.from_pretrained(folder)
     assert onnx_fingerprint(folder / "onnx" / "model.onnx") == weights_fingerprint(model)
     runtime = MIRNetRestorer(model, device="cpu", backend="onnxruntime")

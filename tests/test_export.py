@@ -28,6 +28,7 @@ from mirnet_hf.export import (
     weights_fingerprint,
 )
 from mirnet_hf.inference import MIRNetRestorer
+from mirnet_hf.tasks import get_task
 from mirnet_hf.training import PRESETS
 
 SPANDREL_V2 = dict(version="v2", num_rrg=4, rrg_groups=[1, 2, 4, 4], num_mrb=1)
@@ -161,7 +162,7 @@ def onnx_models(tmp_path_factory, trained_denoiser):
     """A small v1 denoiser trained here and the shipped v2 denoiser, each exported once."""
     folder = tmp_path_factory.mktemp("onnx")
     v1 = trained_denoiser.eval()
-    v2 = MIRNetForImageRestoration.from_pretrained("checkpoints/mirnet-v2-compact-denoising").eval()
+    v2 = MIRNetForImageRestoration.from_pretrained(get_task("denoising").default_checkpoint).eval()
     return {name: (model, export_onnx(model, folder / f"{name}.onnx")) for name, model in (("v1", v1), ("v2", v2))}
 
 
