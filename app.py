@@ -10,7 +10,15 @@ from pathlib import Path
 
 import gradio as gr
 
-from mirnet_hf.demo import TASK_LABELS, AppError, AppSettings, ModelCache, RestorationCancelled, restore_upload
+from mirnet_hf.demo import (
+    AUTO_MODEL,
+    TASK_LABELS,
+    AppError,
+    AppSettings,
+    ModelCache,
+    RestorationCancelled,
+    restore_upload,
+)
 from mirnet_hf.inference import DEFAULT_TILE_SIZE
 from mirnet_hf.tasks import REGISTRY
 
@@ -67,9 +75,12 @@ def task_tab(task: str, cache: ModelCache) -> None:
                     precision = gr.Radio(
                         ["auto", "float32", "bfloat16"], value="auto", label="Precision (bfloat16: faster on CPU)"
                     )
+                    choices = settings.models[task]
+                    if REGISTRY[task].scale_checkpoints:
+                        choices = [("auto: the model shipped for the scale", AUTO_MODEL), *choices]
                     model = gr.Dropdown(
-                        settings.models[task],
-                        value=settings.models[task][0],
+                        choices,
+                        value=AUTO_MODEL if REGISTRY[task].scale_checkpoints else choices[0],
                         allow_custom_value=settings.allow_hub_models,
                         label="Model (a listed one"
                         + (", or a Hub id like owner/name)" if settings.allow_hub_models else ")"),

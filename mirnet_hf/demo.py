@@ -41,7 +41,10 @@ logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The served tasks, from the task registry: their tab labels, shipped models and model settings.
 TASK_LABELS = {task: REGISTRY[task].label for task in SERVED_TASKS}
-DEFAULT_MODELS = {task: REGISTRY[task].default_checkpoint for task in SERVED_TASKS}
+DEFAULT_MODELS = {task: REGISTRY[task].shipped_checkpoints for task in SERVED_TASKS}
+# The model choice that picks, per request, the listed model shipped for the request's scale (the default model
+# otherwise): offered first for tasks with specialists (super-resolution x4).
+AUTO_MODEL = "auto"
 ENVIRONMENT_MODELS = {task: REGISTRY[task].environment_variable for task in SERVED_TASKS}
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 PREVIEW_SIDE = 1600  # the comparison slider shows at most this many pixels a side; the download is full size
@@ -62,7 +65,7 @@ class AppSettings:
     """What the app serves and its limits. Every field has an environment variable (`from_environment`)."""
 
     models: dict[str, list[str]] = field(
-        default_factory=lambda: {task: [path] for task, path in DEFAULT_MODELS.items()}
+        default_factory=lambda: {task: list(paths) for task, paths in DEFAULT_MODELS.items()}
     )
     max_pixels: int = 16_000_000
     max_upload_mb: int = 25
@@ -169,14 +172,18 @@ class ModelCache:
         self._told_no_onnxruntime = False
         self.backend_timings: dict[str, dict[str, float]] = {}  # per model: seconds per tile, by backend
 
-    def check_choice(self, task: str, name: str) -> str:
-        """The model to load for a name chosen in the page; refuses anything but configured models and Hub ids."""
+    def check_choice(self, task: str, name: str, scale: int | None = None) -> str:
+        """The model to load for a name chosen in the page; refuses anything but configured models and Hub ids.
+
+        No name (or `AUTO_MODEL`) means the configured model shipped for `scale` (`RestorationTask.checkpoint_for`)
+        when it is listed, else the first listed."""
         name = (name or "").strip()
         configured = self.settings.models.get(task, [])
-        if not name:
+        if not name or name == AUTO_MODEL:
             if not configured:
                 raise AppError(f"no model is configured for {TASK_LABELS[task]}.")
-            return configured[0]
+            shipped = REGISTRY[task].checkpoint_for(scale)
+            return shipped if shipped in configured else configured[0]
         if name in configured:
             return name
         if self.settings.allow_hub_models and HUB_ID.match(name) and ".." not in name and not Path(name).exists():
@@ -258,8 +265,10 @@ class ModelCache:
         )
         return chosen
 
-    def restorer(self, task: str, name: str, tile_size: int | None, precision: str) -> MIRNetRestorer:
-        name = self.check_choice(task, name)
+    def restorer(
+        self, task: str, name: str, tile_size: int | None, precision: str, scale: int | None = None
+    ) -> MIRNetRestorer:
+        name = self.check_choice(task, name, scale)
         backend = self.backend(precision, name)
         key = (name, tile_size, precision, backend)
         with self._lock:
@@ -395,6 +404,7 @@ def restore_upload(
         # A whole-image pass costs about 1 GB per megapixel: above the cap, tiles keep memory bounded.
         tile = DEFAULT_TILE_SIZE
         notes.append(f"tiled: whole-image mode is for up to {cache.settings.whole_image_max_pixels / 1e6:g} MP")
+    model_name = cache.check_choice(task, model_name, scale if rescales(task) else None)
     restorer = cache.restorer(task, model_name, tile, precision)
 
     def stop_if_cancelled() -> None:
@@ -425,7 +435,7 @@ def restore_upload(
     message = (
         f"Restored {width}x{height} → {after.width}x{after.height} in **{seconds:.2f} s** "
         f"({stats.tiles} tile{'s' if stats.tiles != 1 else ''}, {restorer.precision}, "
-        f"{restorer.device.type}, {restorer.backend}; model `{model_name or cache.settings.models[task][0]}`)."
+        f"{restorer.device.type}, {restorer.backend}; model `{model_name}`)."
         + "".join(f" Note: {note}." for note in notes)
     )
     return RestoreResult(_preview(before), _preview(after), str(download), message)

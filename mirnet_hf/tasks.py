@@ -26,6 +26,8 @@ class RestorationTask:
         api_name: the app's API endpoint; None for tasks the app does not serve.
         environment_variable: the app setting naming its models.
         default_checkpoint: the shipped model folder, relative to the repository root.
+        scale_checkpoints: shipped specialists, (scale, folder) each: at that scale they restore better than
+            the default model, which serves the other scales (super-resolution x4; see `checkpoint_for`).
     """
 
     name: str
@@ -38,6 +40,26 @@ class RestorationTask:
     api_name: str | None = None
     environment_variable: str | None = None
     default_checkpoint: str | None = None
+    scale_checkpoints: tuple[tuple[int, str], ...] = ()
+
+    def checkpoint_for(self, scale: int | None = None) -> str | None:
+        """The shipped model for `scale`: its specialist if one is shipped, else the default.
+
+        Example:
+
+        ```python
+        >>> from mirnet_hf.tasks import get_task
+        >>> get_task("super-resolution").checkpoint_for(4) != get_task("super-resolution").checkpoint_for(2)
+        True
+
+        ```
+        """
+        return dict(self.scale_checkpoints).get(scale, self.default_checkpoint)
+
+    @property
+    def shipped_checkpoints(self) -> list[str]:
+        """Every shipped model folder of the task, the default first."""
+        return [path for path in (self.default_checkpoint, *dict(self.scale_checkpoints).values()) if path]
 
     @property
     def rescales(self) -> bool:

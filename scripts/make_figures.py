@@ -5,7 +5,8 @@ labelled with its PSNR on the whole image, for the three shipped models.
     .venv/bin/python scripts/make_figures.py --task denoising --model outputs/candidate-denoising
 
 - docs/denoising.png: a PolyU pair (real camera noise) and CBSD68 at sigma 25: noisy / ours / CBM3D / clean.
-- docs/super-resolution.png: Set14 at x2 and x4: bicubic / ours / ground truth (Y-PSNR, border cropped).
+- docs/super-resolution.png: Set14 at x2 and x4: bicubic / ours / ground truth (Y-PSNR, border cropped), each
+  scale with its shipped model.
 - docs/low-light-enhancement.png: Kodak24 at exposures 0.1 and 0.05: dark / gamma / ours / target.
 
 The inputs are the evaluation's own (`benchmarks/evaluate_defaults.py`: the same seeds and methods), so the
@@ -25,7 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from evaluate_defaults import (  # noqa: E402
-    CHECKPOINTS,
     DATASETS,
     cbm3d,
     degrade_for_evaluation,
@@ -37,6 +37,7 @@ from evaluate_defaults import (  # noqa: E402
 
 from mirnet_hf.evaluation import EvaluationPair, image_metrics  # noqa: E402
 from mirnet_hf.inference import MIRNetRestorer  # noqa: E402
+from mirnet_hf.tasks import REGISTRY  # noqa: E402
 
 CROP = 192  # pixels of the target image per panel
 LABEL_HEIGHT = 22
@@ -80,8 +81,8 @@ def grid(rows: list[list[Image.Image]], titles: list[str], path: Path) -> None:
     print(path, sheet.size)
 
 
-def denoising(restorer: MIRNetRestorer) -> tuple[list, list[str]]:
-    ours = mirnet_method(restorer, "denoising")
+def denoising(restorer_for) -> tuple[list, list[str]]:
+    ours = mirnet_method(restorer_for(None), "denoising")
     noisy_path = DATASETS / "PolyU" / "Canon5D2_5_200_3200_fruit_11_real.JPG"
     noisy = load_rgb(noisy_path)
     real = EvaluationPair(noisy_path.name, noisy, load_rgb(Path(str(noisy_path).replace("_real", "_mean"))), noisy)
@@ -97,10 +98,10 @@ def denoising(restorer: MIRNetRestorer) -> tuple[list, list[str]]:
     return rows, titles
 
 
-def super_resolution(restorer: MIRNetRestorer) -> tuple[list, list[str]]:
-    ours = mirnet_method(restorer, "super-resolution")
+def super_resolution(restorer_for) -> tuple[list, list[str]]:
     rows, titles = [], []
     for scale in (2, 4):
+        ours = mirnet_method(restorer_for(scale), "super-resolution")
         pair = next(p for p in set_pairs("Set14", scale) if p.name.startswith("img_005"))
         methods = {"bicubic": pair.baseline, "MIRNet (ours)": ours(pair)}
         rows.append(row(pair, methods, (60, 150), y_channel=True))
@@ -108,8 +109,8 @@ def super_resolution(restorer: MIRNetRestorer) -> tuple[list, list[str]]:
     return rows, titles
 
 
-def low_light(restorer: MIRNetRestorer) -> tuple[list, list[str]]:
-    ours = mirnet_method(restorer, "low-light-enhancement")
+def low_light(restorer_for) -> tuple[list, list[str]]:
+    ours = mirnet_method(restorer_for(None), "low-light-enhancement")
     clean = load_rgb(DATASETS / "Kodak24" / "kodim23.png")
     rows, titles = [], []
     for exposure in (0.1, 0.05):
@@ -130,8 +131,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, help="output file (default: docs/TASK.png)")
     args = parser.parse_args(argv)
     for task in [args.task] if args.task else list(FIGURES):
-        restorer = MIRNetRestorer(args.model or str(CHECKPOINTS[task]), device="cpu")
-        rows, titles = FIGURES[task](restorer)
+
+        def restorer_for(scale: int | None, task: str = task) -> MIRNetRestorer:
+            """The model of the figure: --model, or the shipped model for the scale."""
+            return MIRNetRestorer(args.model or str(ROOT / REGISTRY[task].checkpoint_for(scale)), device="cpu")
+
+        rows, titles = FIGURES[task](restorer_for)
         grid(rows, titles, args.output or ROOT / "docs" / f"{task}.png")
 
 

@@ -38,6 +38,17 @@ SUMMARIES = {
     "low-light-enhancement": "Brightens and denoises dark shots: exposures down to 0.05, gamma and tone curves, "
     "camera noise, colour casts, JPEG.",
 }
+
+
+def summary(task: str, scales: list[int]) -> str:
+    if task == "super-resolution" and len(scales) == 1:
+        return (
+            f"The x{scales[0]} super-resolution specialist (bicubic degradation): at x{scales[0]} it restores more "
+            "detail than the default model, which serves the other scales; the app picks it for that scale."
+        )
+    return SUMMARIES[task]
+
+
 VALIDATION_TITLES = {
     "denoising": "CBSD68, 4 images (sigma 25)",
     "super-resolution": "CBSD68, 4 images (x4, Y channel)",
@@ -153,7 +164,7 @@ def main() -> None:
             dataset="CBSD432 (BSDS500 training photos)",
             model_name=name,
             title=f"MIRNet-v2 ({train_args.config_name}): {task}",
-            summary=SUMMARIES[task],
+            summary=summary(task, train_args.scales),
             comparison=comparison,
         )
 

@@ -6,6 +6,7 @@ import shutil
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,8 @@ import pytest
 from PIL import Image
 
 from conftest import REPO
-from mirnet_hf.demo import AppError, AppSettings, ModelCache
-from mirnet_hf.tasks import get_task
+from mirnet_hf.demo import AUTO_MODEL, AppError, AppSettings, ModelCache
+from mirnet_hf.tasks import REGISTRY, get_task
 
 pytestmark = pytest.mark.slow
 EXAMPLES = REPO / "examples"
@@ -140,6 +141,25 @@ def test_model_choices_never_name_server_paths(tmp_path):
         no_hub.check_choice("denoising", "someone/mirnet-x")
     with pytest.raises(AppError, match="could not be loaded"):
         cache.restorer("denoising", "someone/mirnet-x", 256, "auto")  # offline: the Hub cannot be reached
+
+
+def test_the_auto_model_is_the_one_shipped_for_the_scale(monkeypatch):
+    specialist = replace(
+        REGISTRY["super-resolution"],
+        default_checkpoint="checkpoints/sr",
+        scale_checkpoints=((4, "checkpoints/sr-x4"),),
+    )
+    monkeypatch.setitem(REGISTRY, "super-resolution", specialist)
+    cache = ModelCache(AppSettings(models={"super-resolution": specialist.shipped_checkpoints}))
+    assert specialist.shipped_checkpoints == ["checkpoints/sr", "checkpoints/sr-x4"]
+    assert [cache.check_choice("super-resolution", AUTO_MODEL, scale) for scale in (2, 3, 4)] == [
+        "checkpoints/sr", "checkpoints/sr", "checkpoints/sr-x4",
+    ]  # fmt: skip
+    assert cache.check_choice("super-resolution", "", 4) == "checkpoints/sr-x4"
+    assert cache.check_choice("super-resolution", "checkpoints/sr", 4) == "checkpoints/sr"  # a choice is kept
+    # Models configured by MIRNET_SUPER_RESOLUTION_MODEL, without the specialist: the first one at every scale.
+    configured = ModelCache(AppSettings(models={"super-resolution": ["user/sr-a", "user/sr-b"]}))
+    assert configured.check_choice("super-resolution", AUTO_MODEL, 4) == "user/sr-a"
 
 
 def test_settings_from_the_environment():
