@@ -26,9 +26,12 @@ def kodak_crop() -> np.ndarray:
     return np.asarray(image, np.float32) / 255
 
 
-@pytest.mark.parametrize("task", list(CASES))
-def test_folder_is_a_hub_model_repo_under_20_mb(task):
-    folder = REPO / get_task(task).default_checkpoint
+SHIPPED = [path for task in CASES for path in get_task(task).shipped_checkpoints]
+
+
+@pytest.mark.parametrize("path", SHIPPED)
+def test_folder_is_a_hub_model_repo_under_20_mb(path):
+    folder = REPO / path
     assert sorted(p.name for p in folder.iterdir()) == [
         "README.md", "config.json", "model.safetensors", "onnx", "preprocessor_config.json",
     ]  # fmt: skip
@@ -42,7 +45,7 @@ def test_folder_is_a_hub_model_repo_under_20_mb(task):
     ("task", "level", "gain", "y_channel"), [(t, *c) for t, cases in CASES.items() for c in cases]
 )
 def test_default_model_restores_a_real_photo(task, level, gain, y_channel):
-    folder = REPO / get_task(task).default_checkpoint
+    folder = REPO / get_task(task).checkpoint_for(level if get_task(task).rescales else None)
     model = MIRNetForImageRestoration.from_pretrained(folder)
     assert model.config.task == task
     pair = degrade_for_evaluation(kodak_crop(), task, level, seed=7)
@@ -55,10 +58,10 @@ def test_default_model_restores_a_real_photo(task, level, gain, y_channel):
     assert torch.isfinite(torch.from_numpy(restored)).all()
 
 
-@pytest.mark.parametrize("task", list(CASES))
-def test_shipped_onnx_graph_is_current_and_matches_pytorch(task):
+@pytest.mark.parametrize("path", SHIPPED)
+def test_shipped_onnx_graph_is_current_and_matches_pytorch(path):
     """The app runs the defaults with ONNX Runtime: their graph must be the weights' own (no export at start)."""
-    folder = REPO / get_task(task).default_checkpoint
+    folder = REPO / path
     model = MIRNetForImageRestoration.from_pretrained(folder)
     assert onnx_fingerprint(folder / "onnx" / "model.onnx") == weights_fingerprint(model)
     runtime = MIRNetRestorer(model, device="cpu", backend="onnxruntime")

@@ -365,3 +365,22 @@ def test_bad_flags_name_the_bad_value_and_what_is_valid(capsys):
         with pytest.raises(SystemExit):
             parse_args(base + flags)
         assert message in capsys.readouterr().err, flags
+
+
+def test_validation_at_extra_levels_logs_each_level(tmp_path, data):
+    output = tmp_path / "run"
+    extra = {
+        "--validation_dataset_name": str(data["validation"]),
+        "--validation_split": "train",
+        "--validation_level": "25",
+        "--extra_validation_levels": ["10", "50"],
+        "--validation_steps": "2",
+    }
+    finished = run(base_args(data, output, steps=2, **extra))
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    records = [json.loads(line) for line in (output / "logs" / "history.jsonl").read_text().splitlines()]
+    validation = {key: value for record in records for key, value in record.items() if "validation" in key}
+    inputs = [validation[f"validation/{name}input_psnr"] for name in ("sigma 10/", "", "sigma 50/")]
+    assert inputs == sorted(inputs, reverse=True), inputs  # noisier inputs, lower PSNR: each level is its own
+    assert {"validation/psnr", "validation/sigma 10/psnr", "validation/sigma 50/psnr"} <= set(validation)
+    assert "(sigma 50)" in finished.stderr  # the logged table lists every level

@@ -69,6 +69,9 @@ class TrainingArguments:
     validation_dataset_name: str | None = field(default=None, metadata=_help("Data for validation (default: none)."))
     validation_split: str = "validation"
     validation_level: float | None = field(default=None, metadata=_help("Sigma / scale / exposure for clean data."))
+    extra_validation_levels: list[float] = field(
+        default_factory=list, metadata=_help("More levels to validate clean data at, each logged on its own.")
+    )
     max_validation_images: int = 8
     num_validation_samples: int = field(default=2, metadata=_help("Sample images logged per validation."))
     # --- synthetic degradations (clean-only data)

@@ -71,7 +71,12 @@ class TrainingProgress:
 
 class Validator:
     """Measures a model on the validation data (PSNR/SSIM of input and output, as `evaluation` does) and logs
-    the result; the weight average is measured when the run keeps one."""
+    the result; the weight average is measured when the run keeps one.
+
+    Clean data is degraded at `--validation_level` (logged as `validation/psnr`, the curve model cards plot)
+    and at each of `--extra_validation_levels` (logged as `validation/<setting>/psnr`, e.g.
+    `validation/exposure 0.2/psnr`), so one run shows how every level it serves moves.
+    """
 
     def __init__(self, args: TrainingArguments, task: str, device, log: MetricLog):
         self.args, self.task, self.device, self.log = args, task, device, log
@@ -81,10 +86,11 @@ class Validator:
             columns = resolve_columns(
                 list(dataset.column_names), args.input_column, args.target_column, args.data_kind
             )
-            level = args.validation_level
-            if level is None and not columns.paired:
-                level = get_task(task).validation_level or float(max(args.scales))
-            self.data = (dataset, columns, level)
+            levels = [args.validation_level]
+            if not columns.paired:
+                levels[0] = levels[0] if levels[0] is not None else default_validation_level(task, args.scales)
+                levels += [level for level in args.extra_validation_levels if level != levels[0]]
+            self.data = (dataset, columns, levels)
         self.last: list[tuple[str, EvaluationResult]] = []
         self.last_step = -1
 
@@ -93,7 +99,7 @@ class Validator:
             return []
         from ..inference import MIRNetRestorer
 
-        dataset, columns, level = self.data
+        dataset, columns, levels = self.data
         was_training = model.training
         restorer = MIRNetRestorer(model, device=self.device, precision="float32", channels_last=False, max_pixels=None)
         samples = []
@@ -104,29 +110,35 @@ class Validator:
                 samples.append(restored)
             return restored
 
-        pairs = list(evaluation_pairs(dataset, columns, self.task, level, max_images=self.args.max_validation_images))
-        super_resolution = rescales(self.task)
-        result = evaluate(restore, pairs, y_channel=super_resolution)
-        model.train(was_training)
         name = Path(str(self.args.validation_dataset_name)).name or str(self.args.validation_dataset_name)
-        label = f"{name} ({level_label(self.task, pairs[0].scale if pairs and super_resolution else level)})"
-        self.log.log(
-            {
-                "validation/psnr": result.psnr,
-                "validation/ssim": result.ssim,
-                "validation/input_psnr": result.baseline_psnr,
-                "validation/input_ssim": result.baseline_ssim,
-            },
-            step,
-        )
-        strips = [
-            np.concatenate([pair.baseline, np.clip(restored, 0, 1), pair.target], axis=1)
-            for pair, restored in zip(pairs, samples)
-        ]
-        self.log.log_images(strips, step)
-        logger.info("step %d validation:\n%s", step, format_table([(label, result)]))
-        self.last, self.last_step = [(label, result)], step
+        super_resolution = rescales(self.task)
+        results = []
+        for index, level in enumerate(levels):
+            pairs = list(
+                evaluation_pairs(dataset, columns, self.task, level, max_images=self.args.max_validation_images)
+            )
+            result = evaluate(restore, pairs, y_channel=super_resolution)  # samples: the first level's
+            setting = level_label(self.task, pairs[0].scale if pairs and super_resolution else level)
+            prefix = "validation/" if index == 0 else f"validation/{setting}/"
+            values = {"psnr": result.psnr, "ssim": result.ssim}
+            values.update({"input_psnr": result.baseline_psnr, "input_ssim": result.baseline_ssim})
+            self.log.log({prefix + key: value for key, value in values.items()}, step)
+            if index == 0:
+                strips = [
+                    np.concatenate([pair.baseline, np.clip(restored, 0, 1), pair.target], axis=1)
+                    for pair, restored in zip(pairs, samples)
+                ]
+                self.log.log_images(strips, step)
+            results.append((f"{name} ({setting})", result))
+        model.train(was_training)
+        logger.info("step %d validation:\n%s", step, format_table(results))
+        self.last, self.last_step = results, step
         return self.last
+
+
+def default_validation_level(task: str, scales: list[int]) -> float:
+    """The registry's validation level of `task`, or the largest trained scale for super-resolution."""
+    return get_task(task).validation_level or float(max(scales))
 
 
 __all__ = ["MetricLog", "TrainingProgress", "Validator"]
