@@ -19,7 +19,6 @@ from mirnet_hf.demo import (
     RestorationCancelled,
     restore_upload,
 )
-from mirnet_hf.inference import DEFAULT_TILE_SIZE
 from mirnet_hf.tasks import REGISTRY
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -69,7 +68,7 @@ def task_tab(task: str, cache: ModelCache) -> None:
                 with gr.Accordion("Advanced options", open=False):
                     tile = gr.Dropdown(
                         [0, 128, 192, 256, 384, 512],
-                        value=DEFAULT_TILE_SIZE,
+                        value=REGISTRY[task].tile_size,
                         label="Tile size (0: whole image; smaller tiles use less memory)",
                     )
                     precision = gr.Radio(

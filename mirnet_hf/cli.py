@@ -16,7 +16,6 @@ from .inference import (
     BACKENDS,
     DEFAULT_MAX_PIXELS,
     DEFAULT_TILE_OVERLAP,
-    DEFAULT_TILE_SIZE,
     PRECISIONS,
     check_tile_settings,
 )
@@ -95,6 +94,7 @@ def _restore(args: argparse.Namespace) -> int:
         return 1
     try:
         check_tile_settings(args.tile or None, args.tile_overlap, args.tile_batch_size)
+        tile_size = "auto" if args.tile is None else args.tile
     except ValueError as error:
         print(f"mirnet-hf restore: error: invalid tile settings: {error}", file=sys.stderr)
         return 2
@@ -103,7 +103,7 @@ def _restore(args: argparse.Namespace) -> int:
             args.model,
             device=args.device,
             precision=args.precision,
-            tile_size=args.tile,
+            tile_size=tile_size,
             tile_overlap=args.tile_overlap,
             tile_batch_size=args.tile_batch_size,
             compile=args.compile,
@@ -174,7 +174,11 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     try:
         restorer = MIRNetRestorer(
-            args.model, device=args.device, precision=args.precision, tile_size=args.tile, max_pixels=None
+            args.model,
+            device=args.device,
+            precision=args.precision,
+            tile_size="auto" if args.tile is None else args.tile,
+            max_pixels=None,
         )
         dataset = load_image_dataset(args.dataset_name, args.split, dataset_config_name=args.dataset_config_name)
         columns = resolve_columns(dataset.column_names, args.input_column, args.target_column, args.data_kind)
@@ -248,7 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     restore.add_argument("--output", required=True, help="output file (one input) or folder")
     restore.add_argument(
-        "--tile", type=int, default=DEFAULT_TILE_SIZE, help="tile size, a multiple of 4; 0 = no tiling"
+        "--tile",
+        type=int,
+        default=None,
+        help="tile size, a multiple of 4; 0 = no tiling (default: the model's task's, 256; 512 for low light)",
     )
     restore.add_argument("--tile-overlap", type=int, default=DEFAULT_TILE_OVERLAP, help="pixels tiles share")
     restore.add_argument("--tile-batch-size", type=int, help="tiles per forward pass (default 1 on CPU, 4 on GPU)")
@@ -283,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--target_column", default=None)
     evaluate.add_argument("--max_images", type=int, default=None)
     evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.add_argument("--tile", type=int, default=DEFAULT_TILE_SIZE, help="tile size; 0 = no tiling")
+    evaluate.add_argument("--tile", type=int, default=None, help="tile size; 0 = no tiling (default: the task's)")
     evaluate.add_argument("--precision", choices=PRECISIONS, default="auto")
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--quiet", action="store_true")

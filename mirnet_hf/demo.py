@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .image_io import ImageLimitError, LoadedImage, check_pixels, image_size, read_image, write_image
-from .inference import BACKENDS, DEFAULT_TILE_SIZE, MIRNetRestorer, pil_pixel_limit, select_device, time_backends
+from .inference import BACKENDS, MIRNetRestorer, pil_pixel_limit, select_device, time_backends
 from .onnx_backend import onnxruntime_available
 from .tasks import REGISTRY, SERVED_TASKS, rescales
 
@@ -379,7 +379,7 @@ def restore_upload(
     *,
     scale: int = 1,
     model_name: str = "",
-    tile_size: int = DEFAULT_TILE_SIZE,
+    tile_size: int | None = None,
     precision: str = "auto",
     progress=None,
     cancelled: Callable[[], bool] | None = None,
@@ -393,7 +393,8 @@ def restore_upload(
     scale = int(scale) if rescales(task) else 1
     if scale not in (1, 2, 3, 4):
         raise AppError(f"scale x{scale} is not offered; choose x2, x3 or x4.")
-    tile = int(tile_size or 0) or None
+    # None: the task's tile size (tasks.default_tile_size); 0: the whole image.
+    tile = REGISTRY[task].tile_size if tile_size is None else int(tile_size) or None
     if tile is not None and (tile < 64 or tile % 4):
         raise AppError(f"tile size {tile} is not valid; use 0 (whole image) or a multiple of 4 from 64.")
     loaded = load_upload(path, cache.settings.max_pixels, scale)
@@ -402,7 +403,7 @@ def restore_upload(
     width, height = before.size
     if tile is None and width * height * scale * scale > cache.settings.whole_image_max_pixels:
         # A whole-image pass costs about 1 GB per megapixel: above the cap, tiles keep memory bounded.
-        tile = DEFAULT_TILE_SIZE
+        tile = REGISTRY[task].tile_size
         notes.append(f"tiled: whole-image mode is for up to {cache.settings.whole_image_max_pixels / 1e6:g} MP")
     model_name = cache.check_choice(task, model_name, scale if rescales(task) else None)
     restorer = cache.restorer(task, model_name, tile, precision)

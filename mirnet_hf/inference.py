@@ -30,6 +30,7 @@ from .modeling_mirnet import (
     MIRNetMultiScaleResidualBlock,
     MIRNetV2MultiScaleResidualBlock,
 )
+from .tasks import default_tile_size
 
 logger = logging.getLogger(__name__)
 
@@ -165,9 +166,11 @@ class MIRNetRestorer:
         device: `"auto"` (CUDA, then MPS, then CPU), `"cpu"`, `"cuda"`, `"cuda:1"`, `"mps"`.
         precision: `"auto"` (float32 on CPU/MPS; bfloat16 or float16 on CUDA), `"float32"`,
             `"bfloat16"` (autocast on the CPU, bfloat16 weights on CUDA) or `"float16"` (CUDA only).
-        tile_size: the largest tile side (a multiple of 4, default 256); images no larger than a
-            tile run in one piece. `None` or 0 turns tiling off. Smaller tiles are cheaper per pixel
-            on CPUs (they stay in cache): 256 costs less per megapixel than one 1024x1024 pass.
+        tile_size: the largest tile side (a multiple of 4); images no larger than a tile run in one piece.
+            `"auto"` (default): the model's task's (`tasks.default_tile_size`: 256; 512 for low light, whose
+            global-context blocks judge brightness better on more of the image). `None` or 0 turns tiling off.
+            Smaller tiles are cheaper per pixel on CPUs (they stay in cache): 256 costs less per megapixel than
+            one 1024x1024 pass.
         tile_overlap: pixels shared by neighbouring tiles, blended (default 8; less than `tile_size`).
         tile_batch_size: tiles per forward pass; default 1 on the CPU (batching does not pay there),
             4 on GPUs.
@@ -203,7 +206,7 @@ class MIRNetRestorer:
         *,
         device: str | torch.device = "auto",
         precision: str = "auto",
-        tile_size: int | None = DEFAULT_TILE_SIZE,
+        tile_size: int | str | None = "auto",
         tile_overlap: int = DEFAULT_TILE_OVERLAP,
         tile_batch_size: int | None = None,
         channels_last: bool = True,
@@ -220,7 +223,7 @@ class MIRNetRestorer:
             "float32" if backend == "onnxruntime" and precision == "auto" else precision, self.device
         )
         tile_size = tile_size or None
-        check_tile_settings(tile_size, tile_overlap, tile_batch_size)
+        check_tile_settings(None if tile_size == "auto" else tile_size, tile_overlap, tile_batch_size)
         if max_pixels is not None and max_pixels < 1:
             raise ValueError(f"max_pixels={max_pixels!r} is not valid; it must be positive (or None for no limit).")
         self.tile_size, self.tile_overlap, self.max_pixels = tile_size, tile_overlap, max_pixels
@@ -244,6 +247,9 @@ class MIRNetRestorer:
                 f"model must be a MIRNetForImageRestoration or a folder/Hub id, got {type(model).__name__}."
             )
         self.processor = processor or MIRNetImageProcessor.for_config(model.config)
+        if self.tile_size == "auto":
+            self.tile_size = default_tile_size(model.config.task)
+            check_tile_settings(self.tile_size, tile_overlap)
         self.compiled = compile
         self.runner = None
         if backend == "onnxruntime":

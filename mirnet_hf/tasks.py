@@ -26,6 +26,8 @@ class RestorationTask:
         api_name: the app's API endpoint; None for tasks the app does not serve.
         environment_variable: the app setting naming its models.
         default_checkpoint: the shipped model folder, relative to the repository root.
+        tile_size: the default tile side at inference: larger for models whose global-context blocks restore
+            better when they see more of the image (low light: brightness and colour are judged per tile).
         scale_checkpoints: shipped specialists, (scale, folder) each: at that scale they restore better than
             the default model, which serves the other scales (super-resolution x4; see `checkpoint_for`).
     """
@@ -41,6 +43,7 @@ class RestorationTask:
     environment_variable: str | None = None
     default_checkpoint: str | None = None
     scale_checkpoints: tuple[tuple[int, str], ...] = ()
+    tile_size: int = 256
 
     def checkpoint_for(self, scale: int | None = None) -> str | None:
         """The shipped model for `scale`: its specialist if one is shipped, else the default.
@@ -48,9 +51,11 @@ class RestorationTask:
         Example:
 
         ```python
-        >>> from mirnet_hf.tasks import get_task
-        >>> get_task("super-resolution").checkpoint_for(4) != get_task("super-resolution").checkpoint_for(2)
-        True
+        >>> from mirnet_hf.tasks import RestorationTask
+        >>> task = RestorationTask("super-resolution", "Super-resolution", level_name="scale",
+        ...     default_checkpoint="checkpoints/sr", scale_checkpoints=((4, "checkpoints/sr-x4"),))
+        >>> task.checkpoint_for(4), task.checkpoint_for(2), task.shipped_checkpoints
+        ('checkpoints/sr-x4', 'checkpoints/sr', ['checkpoints/sr', 'checkpoints/sr-x4'])
 
         ```
         """
@@ -108,6 +113,9 @@ REGISTRY: dict[str, RestorationTask] = {
             validation_level=0.1,
             api_name="enhance_low_light",
             environment_variable="MIRNET_LOW_LIGHT_MODEL",
+            # Measured on 8 CBSD68 images with the v2-small model at step 2500: whole images (which tiles of 512
+            # give at this size) restore 0.2-0.8 dB better than 256 tiles.
+            tile_size=512,
             default_checkpoint="checkpoints/mirnet-v2-compact-low-light-enhancement",
         ),
         # Tasks of the authors' released weights, which `convert` can record; trained from paired data only.
@@ -123,6 +131,11 @@ SERVED_TASKS = tuple(name for name, task in REGISTRY.items() if task.api_name)  
 def rescales(name: str) -> bool:
     """Whether task `name` enlarges images (takes a scale); False for names not in the registry."""
     return name in REGISTRY and REGISTRY[name].rescales
+
+
+def default_tile_size(name: str) -> int:
+    """The inference tile side for models of task `name` (256 for tasks not in the registry)."""
+    return REGISTRY[name].tile_size if name in REGISTRY else RestorationTask.tile_size
 
 
 def get_task(name: str) -> RestorationTask:
@@ -147,4 +160,13 @@ def get_task(name: str) -> RestorationTask:
     return REGISTRY[name]
 
 
-__all__ = ["REGISTRY", "SERVED_TASKS", "SYNTHETIC_TASKS", "TASKS", "RestorationTask", "get_task", "rescales"]
+__all__ = [
+    "REGISTRY",
+    "SERVED_TASKS",
+    "SYNTHETIC_TASKS",
+    "TASKS",
+    "RestorationTask",
+    "default_tile_size",
+    "get_task",
+    "rescales",
+]

@@ -178,3 +178,16 @@ def test_restore_keeps_a_16_bit_file_16_bit_as_the_cli_does(trained_denoiser, tm
     assert len(np.unique(restored)) > 256  # finer than 8 bits: not an 8-bit image scaled up
     from_file = read_image(path).image
     assert from_file.dtype == np.uint16 and np.array_equal(from_file, image)
+
+
+def test_the_default_tile_size_is_the_tasks():
+    def restorer(task, **kwargs):
+        model = MIRNetForImageRestoration(MIRNetConfig(num_features=8, num_rrg=1, num_mrb=1, task=task))
+        return MIRNetRestorer(model, device="cpu", **kwargs)
+
+    assert restorer("denoising").tile_size == DEFAULT_TILE_SIZE == 256
+    assert restorer("low-light-enhancement").tile_size == 512  # its global-context blocks want more of the image
+    assert restorer("low-light-enhancement", tile_size=128).tile_size == 128
+    assert restorer("low-light-enhancement", tile_size=0).tile_size is None
+    with pytest.raises(ValueError, match="tile_overlap=600 is not valid with tile_size=512"):
+        restorer("low-light-enhancement", tile_overlap=600)
