@@ -86,11 +86,11 @@ def denoising(restorer_for) -> tuple[list, list[str]]:
     noisy_path = DATASETS / "PolyU" / "Canon5D2_5_200_3200_fruit_11_real.JPG"
     noisy = load_rgb(noisy_path)
     real = EvaluationPair(noisy_path.name, noisy, load_rgb(Path(str(noisy_path).replace("_real", "_mean"))), noisy)
-    synthetic = degrade_for_evaluation(load_rgb(DATASETS / "CBSD68" / "0001.png"), "denoising", 25, 1, "0001.png")
+    synthetic = degrade_for_evaluation(load_rgb(DATASETS / "CBSD68" / "101085.png"), "denoising", 25, 1, "101085.png")
     rows, titles = [], []
     for pair, sigma, box, title in (
         (real, None, (200, 200), "PolyU, real camera noise (Canon 5D Mark II, ISO 3200)"),
-        (synthetic, 25, (100, 200), "CBSD68 0001, Gaussian noise sigma 25"),
+        (synthetic, 25, (200, 60), "CBSD68 101085, Gaussian noise sigma 25"),
     ):
         methods = {"noisy": pair.input, "MIRNet (ours)": ours(pair), "CBM3D": cbm3d(sigma)(pair)}
         rows.append(row(pair, methods, box, y_channel=False))

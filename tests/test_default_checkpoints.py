@@ -33,7 +33,7 @@ SHIPPED = [path for task in CASES for path in get_task(task).shipped_checkpoints
 def test_folder_is_a_hub_model_repo_under_20_mb(path):
     folder = REPO / path
     assert sorted(p.name for p in folder.iterdir()) == [
-        "README.md", "config.json", "model.safetensors", "onnx", "preprocessor_config.json",
+        "README.md", "config.json", "model.safetensors", "onnx", "preprocessor_config.json", "validation_curve.svg",
     ]  # fmt: skip
     assert [p.name for p in (folder / "onnx").iterdir()] == ["model.onnx"]
     assert (folder / "model.safetensors").stat().st_size < 20e6
