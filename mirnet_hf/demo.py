@@ -265,10 +265,8 @@ class ModelCache:
         )
         return chosen
 
-    def restorer(
-        self, task: str, name: str, tile_size: int | None, precision: str, scale: int | None = None
-    ) -> MIRNetRestorer:
-        name = self.check_choice(task, name, scale)
+    def restorer(self, task: str, name: str, tile_size: int | None, precision: str) -> MIRNetRestorer:
+        name = self.check_choice(task, name)
         backend = self.backend(precision, name)
         key = (name, tile_size, precision, backend)
         with self._lock:
