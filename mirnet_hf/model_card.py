@@ -219,6 +219,11 @@ def training_details(
         "hardware": hardware,
         "command": command,
     }
+    if args.initial_step:
+        details["continued from"] = (
+            f"{args.model_name_or_path} at step {args.initial_step} (its checkpoint was lost: the schedule went on "
+            "from there, the optimiser's moments started afresh; the training time counts from there)"
+        )
     if data_problems:
         details["skipped or padded images"] = ", ".join(f"{k}: {v}" for k, v in data_problems.items())
     return details

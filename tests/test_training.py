@@ -337,6 +337,31 @@ def test_two_processes_with_two_workers_each_resume_exactly_after_sigkill(tmp_pa
     assert history(interrupted) == history(reference)
 
 
+def learning_rates(output_dir) -> dict[int, float]:
+    path = Path(output_dir) / "logs" / "history.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    return {record["step"]: record["train/learning_rate"] for record in records if "train/learning_rate" in record}
+
+
+def test_a_run_continues_from_its_weights_alone_at_their_step(tmp_path, data):
+    # The whole run, 8 steps, saves its final folder; a run continued from that folder at step 5 (its
+    # checkpoint lost) counts on from 5 with the same schedule, and its card counts every step.
+    first, second = tmp_path / "first", tmp_path / "second"
+    schedule = {"--logging_steps": "1", "--lr_warmup_steps": "2"}
+    finished = run(base_args(data, first, steps=8, **schedule))
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    extra = {"--model_name_or_path": str(first), "--initial_step": "5", "--seed": "1", **schedule}
+    continued = run(base_args(data, second, steps=8, **extra))
+    assert continued.returncode == 0, continued.stderr[-3000:]
+    assert "continuing from" in continued.stderr and "at step 5" in continued.stderr
+    assert sorted(history(second)) == [6, 7, 8]
+    whole, rest = learning_rates(first), learning_rates(second)
+    assert rest == pytest.approx({step: whole[step] for step in (6, 7, 8)}, rel=1e-9)
+    assert rest[6] > rest[8] > 0  # the cosine, part way down
+    card = (second / "README.md").read_text()
+    assert "| steps | 8 (16 patches) |" in card and f"| continued from | {first} at step 5 (" in card
+
+
 def test_yaml_config_sets_defaults_and_the_command_line_wins(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({"task": "super-resolution", "dataset_name": "x", "output_dir": "o",
@@ -361,6 +386,8 @@ def test_bad_flags_name_the_bad_value_and_what_is_valid(capsys):
         (["--exposure_range", "0.1"], "--exposure_range 0.1 is not valid"),
         (["--max_train_steps", "0"], "--max_train_steps 0 is not valid; it must be at least 1"),
         (["--lr_scheduler", "linear"], "invalid choice: 'linear' (choose from 'cosine', 'constant')"),
+        (["--initial_step", "5"], "--initial_step 5 needs --model_name_or_path"),
+        (["--model_name_or_path", "m", "--initial_step", "1000"], "--initial_step 1000 is not valid; it must be 0"),
     ):
         with pytest.raises(SystemExit):
             parse_args(base + flags)

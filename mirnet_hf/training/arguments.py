@@ -103,6 +103,14 @@ class TrainingArguments:
     )
     # --- model
     model_name_or_path: str | None = field(default=None, metadata=_help("Checkpoint to fine-tune (folder or Hub id)."))
+    initial_step: int = field(
+        default=0,
+        metadata=_help(
+            "With --model_name_or_path: the step those weights were trained to, to continue their run when its "
+            "checkpoint is lost. The step count, the learning-rate schedule and the validation steps go on from "
+            "there; the optimiser's moments start afresh."
+        ),
+    )
     config_name: str = field(
         default="mirnet-v2-compact", metadata=_help("A preset of mirnet_hf.training.PRESETS, or a config.json path.")
     )
@@ -186,6 +194,13 @@ def _check(parser, args: TrainingArguments) -> None:
             parser.error(f"--{name} {' '.join(map(str, values))} is not valid; give two values, low then high.")
     if args.dataloader_num_workers is not None and args.dataloader_num_workers < 0:
         parser.error(f"--dataloader_num_workers {args.dataloader_num_workers} is not valid; it must be 0 or more.")
+    if args.initial_step and not args.model_name_or_path:
+        parser.error(f"--initial_step {args.initial_step} needs --model_name_or_path (the weights trained to it).")
+    if not 0 <= args.initial_step < args.max_train_steps:
+        parser.error(
+            f"--initial_step {args.initial_step} is not valid; it must be 0 or more and below --max_train_steps "
+            f"({args.max_train_steps})."
+        )
     if args.push_to_hub and not args.hub_model_id:
         parser.error("--push_to_hub needs --hub_model_id (for example user/mirnet-my-denoiser).")
 

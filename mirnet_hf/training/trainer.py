@@ -9,6 +9,7 @@ import shlex
 import signal
 import sys
 import time
+import warnings
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -141,11 +142,12 @@ class Trainer:
         saves a checkpoint and returns its path instead."""
         args, accelerator, state = self.args, self.accelerator, self.state
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        self.checkpoints.resume(args.resume_from_checkpoint)
+        images_per_step = args.train_batch_size * args.gradient_accumulation_steps * accelerator.num_processes
+        if self.checkpoints.resume(args.resume_from_checkpoint) is None and args.initial_step:
+            self.continue_at(args.initial_step, images_per_step)
         if accelerator.is_main_process:
             accelerator.init_trackers("mirnet", config={k: str(v) for k, v in asdict(args).items()})
         batches = iter(self.streams.loader())
-        images_per_step = args.train_batch_size * args.gradient_accumulation_steps * accelerator.num_processes
         enabled = accelerator.is_local_main_process
         progress = TrainingProgress(args.max_train_steps, state.step, args.logging_steps, enabled)
         with StopRequest() as stop:
@@ -179,6 +181,17 @@ class Trainer:
         if self.streams.counts():
             logger.warning("data problems on process %d: %s", accelerator.process_index, self.streams.counts())
         return self.finish()
+
+    def continue_at(self, step: int, images_per_step: int) -> None:
+        """Continues a run from its weights alone (`--initial_step`): the step count and the schedule move on to
+        `step`, as if the run had got there; the patches seen are counted at this run's batch size."""
+        self.state.step = step
+        self.state.images_seen = step * images_per_step
+        with warnings.catch_warnings():  # torch warns of a schedule stepped before the optimiser: intended here
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(step):
+                self.scheduler.step()
+        logger.info("continuing from %s at step %d", self.args.model_name_or_path, step)
 
     def training_step(self, batches) -> float:
         """One optimiser step over `gradient_accumulation_steps` micro-batches (Accelerate's `accumulate`);
