@@ -1,0 +1,64 @@
+"""Which tone curve a low-light model expects: PSNR on dark shots made with each gamma, exposure by exposure.
+
+    .venv/bin/python benchmarks/low_light_tone.py                      # the shipped low-light model
+    .venv/bin/python benchmarks/low_light_tone.py --model outputs/candidate-low-light --max-images 8
+
+A dark shot is `exposure * image ** gamma` with the evaluation's noise (1000 photons, read noise 1.0), as in
+`mirnet_hf.degradations.evaluation_degradation`, whose gamma is 2.0. A model cannot tell a dark scene from a
+dark exposure, so it learns the tone of its training shots; this table shows where that lies. Each gamma row
+uses the same images and noise seeds; the last column is the best classical method's (gamma correction, from
+`evaluate_defaults.py`) at the evaluation's gamma, for reference. Default inference settings (tiles of 512).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from evaluate_defaults import DATASETS, ROOT, gamma_correction, load_rgb, mirnet_method, run_method
+
+from mirnet_hf.degradations import Degradation
+from mirnet_hf.evaluation import EvaluationPair
+from mirnet_hf.inference import MIRNetRestorer
+from mirnet_hf.tasks import REGISTRY
+
+
+def dark_pairs(files, exposure: float, gamma: float) -> list[EvaluationPair]:
+    degradation = Degradation(
+        "low-light-enhancement",
+        exposure_range=(exposure, exposure),
+        gamma_range=(gamma, gamma),
+        low_light_photons_range=(1000.0, 1000.0),
+        read_sigma_range=(1.0, 1.0),
+    )
+    pairs = []
+    for seed, path in enumerate(files):
+        clean = load_rgb(path)
+        generator = torch.Generator().manual_seed(seed)
+        dark = degradation.apply(torch.from_numpy(clean).permute(2, 0, 1), generator).permute(1, 2, 0).numpy()
+        pairs.append(EvaluationPair(path.name, dark, clean, dark))
+    return pairs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=str(ROOT / REGISTRY["low-light-enhancement"].checkpoint_for()))
+    parser.add_argument("--data", default="CBSD68", help="a clean set under ../shared/datasets")
+    parser.add_argument("--max-images", type=int, default=4)
+    parser.add_argument("--exposures", type=float, nargs="+", default=[0.1, 0.2])
+    parser.add_argument("--gammas", type=float, nargs="+", default=[1.4, 1.7, 2.0, 2.3])
+    args = parser.parse_args()
+
+    restorer = mirnet_method(MIRNetRestorer(args.model, device="cpu"), "low-light-enhancement")
+    files = sorted((DATASETS / args.data).glob("*.png"))[: args.max_images]
+    print(f"{args.model} on {len(files)} {args.data} images: RGB PSNR (dB) by the gamma that darkened them\n")
+    print("| exposure | " + " | ".join(f"gamma {g:g}" for g in args.gammas) + " | gamma correction (gamma 2) |")
+    print("| --- " * (len(args.gammas) + 2) + "|")
+    for exposure in args.exposures:
+        ours = [run_method(restorer, dark_pairs(files, exposure, g), False, "ours").psnr for g in args.gammas]
+        classical = run_method(gamma_correction, dark_pairs(files, exposure, 2.0), False, "gamma").psnr
+        print(f"| {exposure:g} | " + " | ".join(f"{value:.2f}" for value in ours) + f" | {classical:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
