@@ -9,7 +9,8 @@ Reads the run named by the training config (its `output_dir`): the weight averag
 (default: the latest, so a run still under way can ship its progress), the step and training time it
 records, and the validation history in `logs/history.jsonl`. Writes checkpoints/<name>/ through the one
 model-folder writer: config.json, model.safetensors, preprocessor_config.json, onnx/model.onnx,
-validation_curve.svg and README.md (the recipe, the command, the time, the curve, the evaluation).
+validation_curve.svg, validation_history.jsonl (its records) and README.md (the recipe, the command, the time,
+the curve, the evaluation).
 With `--candidate FOLDER` it writes the same folder there instead, for evaluating before shipping.
 """
 
@@ -30,6 +31,9 @@ from mirnet_hf.training import PRESETS, TrainState, build_model, find_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINES = ("noisy input", "bicubic", "dark input")
+# The validation records behind the card's curve, shipped with the weights: a run continued from them
+# (`--initial_step`) keeps its curve even when its own log is lost.
+HISTORY_FILE = "validation_history.jsonl"
 SUMMARIES = {
     "denoising": "Blind denoiser for real camera noise (camera pipeline: raw shot and read noise, demosaicking, "
     "tone curve, chroma denoising, JPEG) and for Gaussian and Poisson-Gaussian noise.",
@@ -101,6 +105,17 @@ def load_checkpoint_state(checkpoint: Path) -> tuple[dict, TrainState]:
     return weights, state
 
 
+def validation_history(run: Path, train_args, step: int) -> list[dict]:
+    """The run's validation records up to `step`. A run continued from shipped weights (`--initial_step`, its
+    checkpoints lost) starts with the records shipped beside those weights, so the curve keeps its start."""
+    records = [r for r in read_validation_history(run / "logs" / "history.jsonl") if r["step"] <= step]
+    shipped = ROOT / (train_args.model_name_or_path or "") / HISTORY_FILE
+    if train_args.initial_step and shipped.is_file():
+        earlier = [r for r in read_validation_history(shipped) if r["step"] <= train_args.initial_step]
+        records = earlier + [r for r in records if r["step"] > train_args.initial_step]
+    return records
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("config", type=Path, help="the run's training config (training/configs/default_*.yaml)")
@@ -122,7 +137,7 @@ def main() -> None:
     name = args.name or f"{train_args.config_name}-{task}"
     target = args.candidate or ROOT / "checkpoints" / name
 
-    history = [r for r in read_validation_history(run / "logs" / "history.jsonl") if r["step"] <= state.step]
+    history = validation_history(run, train_args, state.step)
     curve = "\n".join(f"| {r['step']} | {r['validation/psnr']:.2f} |" for r in history)
     training = {
         "data": f"{train_args.dataset_name} (clean photos, degraded on the fly; never an evaluation set)",
@@ -153,6 +168,7 @@ def main() -> None:
     comparison = "\n\n".join(part for part in (comparison_table(rows) if rows else "", validation) if part)
 
     def card(folder: Path) -> None:
+        (folder / HISTORY_FILE).write_text("".join(json.dumps(record) + "\n" for record in history), encoding="utf-8")
         (folder / "validation_curve.svg").write_text(
             validation_curve_svg(history, VALIDATION_TITLES[task]), encoding="utf-8"
         )

@@ -1,5 +1,7 @@
 """The shipped default checkpoints: Hub-shaped folders that load offline and restore real photos."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,7 @@ from mirnet_hf.tasks import get_task
 # task -> (level, minimum PSNR gain over the degraded input in dB, Y channel)
 CASES = {
     "denoising": [(25, 6.0, False)],
-    # The compact SR model gains little over bicubic (see the README), most at x2.
+    # Floors well below what the shipped models gain (see the README); super-resolution gains least.
     "super-resolution": [(2, 0.5, True), (3, 0.12, True), (4, 0.03, True)],
     "low-light-enhancement": [(0.1, 8.0, False)],
 }
@@ -34,11 +36,15 @@ def test_folder_is_a_hub_model_repo_under_20_mb(path):
     folder = REPO / path
     assert sorted(p.name for p in folder.iterdir()) == [
         "README.md", "config.json", "model.safetensors", "onnx", "preprocessor_config.json", "validation_curve.svg",
+        "validation_history.jsonl",
     ]  # fmt: skip
     assert [p.name for p in (folder / "onnx").iterdir()] == ["model.onnx"]
     assert (folder / "model.safetensors").stat().st_size < 20e6
     card = (folder / "README.md").read_text()
     assert "model-index:" in card and "pipeline_tag: image-to-image" in card and "training time" in card
+    # The records behind the card's curve, which a run continued from these weights starts from.
+    history = [json.loads(line) for line in (folder / "validation_history.jsonl").read_text().splitlines()]
+    assert history and all(f"| {r['step']} | {r['validation/psnr']:.2f} |" in card for r in history)
 
 
 @pytest.mark.parametrize(

@@ -362,6 +362,38 @@ def test_a_run_continues_from_its_weights_alone_at_their_step(tmp_path, data):
     assert "| steps | 8 (16 patches) |" in card and f"| continued from | {first} at step 5 (" in card
 
 
+def ship(config: dict, path: Path, candidate: Path) -> list[dict]:
+    """Trains the run `config` describes, ships it as `candidate` (scripts/ship_checkpoint.py), and returns the
+    validation records shipped beside the weights."""
+    path.write_text(yaml.safe_dump(config))
+    finished = run(["--config", str(path)])
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    shipped = run([str(path), "--candidate", str(candidate)], script=str(REPO / "scripts" / "ship_checkpoint.py"))
+    assert shipped.returncode == 0, shipped.stderr[-3000:]
+    lines = (candidate / "validation_history.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_a_shipped_run_continued_from_its_weights_keeps_its_whole_validation_curve(tmp_path, data):
+    config = {"task": "denoising", "dataset_name": str(data["train"]), "config_name": "mirnet-tiny",
+              "train_batch_size": 2, "patch_size": 32, "sigma_range": [10, 30], "use_ema": True, "ema_decay": 0.5,
+              "validation_dataset_name": str(data["validation"]), "validation_split": "train",
+              "validation_level": 25, "validation_steps": 2, "checkpointing_steps": 2, "report_to": "none",
+              "resume_from_checkpoint": "latest"}  # fmt: skip
+    first = ship({**config, "output_dir": str(tmp_path / "first"), "max_train_steps": 4},
+                 tmp_path / "first.yaml", tmp_path / "shipped-first")  # fmt: skip
+    assert [record["step"] for record in first] == [2, 4]
+    # Its checkpoints lost, the run goes on from the shipped weights in a new folder.
+    continued = {"output_dir": str(tmp_path / "second"), "max_train_steps": 8,
+                 "model_name_or_path": str(tmp_path / "shipped-first"), "initial_step": 4, "seed": 1}  # fmt: skip
+    second = ship({**config, **continued}, tmp_path / "second.yaml", tmp_path / "shipped-second")
+    assert [record["step"] for record in second] == [2, 4, 6, 8]
+    assert second[:2] == first  # the earlier curve as it was shipped
+    card = (tmp_path / "shipped-second" / "README.md").read_text()
+    assert "| 2 | " in card and "| 8 | " in card
+    assert (tmp_path / "shipped-second" / "validation_curve.svg").read_text().count("<circle") == 4
+
+
 def test_yaml_config_sets_defaults_and_the_command_line_wins(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({"task": "super-resolution", "dataset_name": "x", "output_dir": "o",
