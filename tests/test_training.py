@@ -409,6 +409,9 @@ def test_shipped_configs_parse():
     for path in sorted((REPO / "training" / "configs").glob("*.yaml")):
         args = parse_args(["--config", str(path)])
         assert args.task in ("denoising", "super-resolution", "low-light-enhancement"), path
+        if args.initial_step:  # a run that goes on from shipped weights names the step they were shipped at
+            card = (REPO / args.model_name_or_path / "README.md").read_text()
+            assert f"the weight average (EMA, decay 0.999) at step {args.initial_step} |" in card, path
 
 
 def test_bad_flags_name_the_bad_value_and_what_is_valid(capsys):
