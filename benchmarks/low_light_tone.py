@@ -15,25 +15,20 @@ column uses the same images and noise seeds; the last column is the best classic
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import torch
 from evaluate_defaults import DATASETS, ROOT, gamma_correction, load_rgb, mirnet_method, run_method
 
-from mirnet_hf.degradations import Degradation
+from mirnet_hf.degradations import Degradation, evaluation_degradation
 from mirnet_hf.evaluation import EvaluationPair
 from mirnet_hf.inference import MIRNetRestorer
 from mirnet_hf.tasks import REGISTRY
 
 
 def gamma_darkening(exposure: float, gamma: float) -> Degradation:
-    """`exposure * image ** gamma` with the evaluation's noise."""
-    return Degradation(
-        "low-light-enhancement",
-        exposure_range=(exposure, exposure),
-        gamma_range=(gamma, gamma),
-        low_light_photons_range=(1000.0, 1000.0),
-        read_sigma_range=(1.0, 1.0),
-    )
+    """The evaluation's darkening at `exposure`, with `gamma` in place of its 2.0."""
+    return replace(evaluation_degradation("low-light-enhancement", exposure), gamma_range=(gamma, gamma))
 
 
 def camera_darkening(exposure: float) -> Degradation:

@@ -109,8 +109,10 @@ def validation_history(run: Path, train_args, step: int) -> list[dict]:
     """The run's validation records up to `step`. A run continued from shipped weights (`--initial_step`, its
     checkpoints lost) starts with the records shipped beside those weights, so the curve keeps its start."""
     records = [r for r in read_validation_history(run / "logs" / "history.jsonl") if r["step"] <= step]
-    shipped = ROOT / (train_args.model_name_or_path or "") / HISTORY_FILE
-    if train_args.initial_step and shipped.is_file():
+    if not train_args.initial_step:
+        return records
+    shipped = ROOT / train_args.model_name_or_path / HISTORY_FILE
+    if shipped.is_file():
         earlier = [r for r in read_validation_history(shipped) if r["step"] <= train_args.initial_step]
         records = earlier + [r for r in records if r["step"] > train_args.initial_step]
     return records
