@@ -112,10 +112,15 @@ def validation_history(run: Path, train_args, step: int) -> list[dict]:
     if not train_args.initial_step:
         return records
     shipped = ROOT / train_args.model_name_or_path / HISTORY_FILE
-    if shipped.is_file():
-        earlier = [r for r in read_validation_history(shipped) if r["step"] <= train_args.initial_step]
-        records = earlier + [r for r in records if r["step"] > train_args.initial_step]
-    return records
+    if not shipped.is_file():
+        return records
+    later = [r for r in records if r["step"] > train_args.initial_step]
+    earlier = [r for r in read_validation_history(shipped) if r["step"] <= train_args.initial_step]
+    # A run forked to another setting (the x2 specialist, from the joint model's weights) validates on other
+    # inputs: the same images degraded alike give the same input PSNR, so a different one marks another curve.
+    if later and earlier and abs(earlier[-1]["validation/input_psnr"] - later[0]["validation/input_psnr"]) > 0.01:
+        return later
+    return earlier + later
 
 
 def main() -> None:

@@ -392,6 +392,12 @@ def test_a_shipped_run_continued_from_its_weights_keeps_its_whole_validation_cur
     card = (tmp_path / "shipped-second" / "README.md").read_text()
     assert "| 2 | " in card and "| 8 | " in card
     assert (tmp_path / "shipped-second" / "validation_curve.svg").read_text().count("<circle") == 4
+    # Continued at another level (a fork to another setting), its curve is its own: sigma 15's PSNR is not
+    # sigma 25's.
+    forked = {**continued, "output_dir": str(tmp_path / "third"), "validation_level": 15}
+    third = ship({**config, **forked}, tmp_path / "third.yaml", tmp_path / "shipped-third")
+    assert [record["step"] for record in third] == [6, 8]
+    assert third[0]["validation/input_psnr"] > first[0]["validation/input_psnr"] + 3
 
 
 def test_yaml_config_sets_defaults_and_the_command_line_wins(tmp_path):
