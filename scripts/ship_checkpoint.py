@@ -24,10 +24,12 @@ from pathlib import Path
 
 import torch
 
-from mirnet_hf.evaluation import EvaluationResult
+from mirnet_hf.evaluation import EvaluationResult, level_label
 from mirnet_hf.model_card import read_validation_history, validation_curve_svg, write_trained_model_card
 from mirnet_hf.model_folder import save_model_folder
+from mirnet_hf.tasks import rescales
 from mirnet_hf.training import PRESETS, TrainState, build_model, find_checkpoint, parse_args
+from mirnet_hf.training.validation import default_validation_level
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINES = ("noisy input", "bicubic", "dark input")
@@ -53,11 +55,14 @@ def summary(task: str, scales: list[int]) -> str:
     return SUMMARIES[task]
 
 
-VALIDATION_TITLES = {
-    "denoising": "CBSD68, 4 images (sigma 25)",
-    "super-resolution": "CBSD68, 4 images (x4, Y channel)",
-    "low-light-enhancement": "CBSD68, 4 images (exposure 0.1)",
-}
+def validation_title(train_args) -> str:
+    """What the run's validation curve measures, e.g. "CBSD68, 4 images (x2, Y channel)"."""
+    level = train_args.validation_level
+    if level is None:
+        level = default_validation_level(train_args.task, train_args.scales)
+    setting = level_label(train_args.task, level) + (", Y channel" if rescales(train_args.task) else "")
+    name = Path(str(train_args.validation_dataset_name)).name
+    return f"{name}, {train_args.max_validation_images} images ({setting})"
 
 
 def setting_label(data: str) -> str:
@@ -169,7 +174,7 @@ def main() -> None:
     ]
     validation = (
         f"### Validation curve\n\n![validation PSNR against steps](validation_curve.svg)\n\n"
-        f"PSNR (dB) of the weight average on {VALIDATION_TITLES[task]}, every "
+        f"PSNR (dB) of the weight average on {validation_title(train_args)}, every "
         f"{train_args.validation_steps} steps:\n\n| step | PSNR (dB) |\n| --- | --- |\n{curve}"
     )
     comparison = "\n\n".join(part for part in (comparison_table(rows) if rows else "", validation) if part)
@@ -177,7 +182,7 @@ def main() -> None:
     def card(folder: Path) -> None:
         (folder / HISTORY_FILE).write_text("".join(json.dumps(record) + "\n" for record in history), encoding="utf-8")
         (folder / "validation_curve.svg").write_text(
-            validation_curve_svg(history, VALIDATION_TITLES[task]), encoding="utf-8"
+            validation_curve_svg(history, validation_title(train_args)), encoding="utf-8"
         )
         write_trained_model_card(
             folder,
