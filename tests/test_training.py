@@ -398,6 +398,7 @@ def test_a_shipped_run_continued_from_its_weights_keeps_its_whole_validation_cur
     third = ship({**config, **forked}, tmp_path / "third.yaml", tmp_path / "shipped-third")
     assert [record["step"] for record in third] == [6, 8]
     assert third[0]["validation/input_psnr"] > first[0]["validation/input_psnr"] + 3
+    assert "(sigma 15)" in (tmp_path / "shipped-third" / "README.md").read_text()  # the curve's own setting
 
 
 def test_yaml_config_sets_defaults_and_the_command_line_wins(tmp_path):
