@@ -43,7 +43,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 TASK_LABELS = {task: REGISTRY[task].label for task in SERVED_TASKS}
 DEFAULT_MODELS = {task: REGISTRY[task].shipped_checkpoints for task in SERVED_TASKS}
 # The model choice that picks, per request, the listed model shipped for the request's scale (the default model
-# otherwise): offered first for tasks with specialists (super-resolution x4).
+# otherwise): offered first for tasks with specialists (super-resolution: x3 and x4).
 AUTO_MODEL = "auto"
 ENVIRONMENT_MODELS = {task: REGISTRY[task].environment_variable for task in SERVED_TASKS}
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")

@@ -49,8 +49,8 @@ SUMMARIES = {
 def summary(task: str, scales: list[int]) -> str:
     if task == "super-resolution" and len(scales) == 1:
         return (
-            f"The x{scales[0]} super-resolution specialist (bicubic degradation): at x{scales[0]} it restores more "
-            "detail than the default model, which serves the other scales; the app picks it for that scale."
+            f"x{scales[0]} super-resolution (bicubic degradation), trained at x{scales[0]} alone: each scale has its "
+            "own model, and the app and the evaluation pick the one shipped for the scale asked for."
         )
     return SUMMARIES[task]
 

@@ -453,3 +453,16 @@ def test_validation_at_extra_levels_logs_each_level(tmp_path, data):
     assert inputs == sorted(inputs, reverse=True), inputs  # noisier inputs, lower PSNR: each level is its own
     assert {"validation/psnr", "validation/sigma 10/psnr", "validation/sigma 50/psnr"} <= set(validation)
     assert "(sigma 50)" in finished.stderr  # the logged table lists every level
+
+
+def test_a_model_fine_tuned_to_another_scale_records_that_scale(tmp_path):
+    """The x3 model forked from the joint one (saved with upscale 2) must say x3, or its folder's pipeline and
+    image processor would upsample x2."""
+    from mirnet_hf import MIRNetConfig, MIRNetForImageRestoration
+    from mirnet_hf.training import build_model
+
+    config = MIRNetConfig(num_features=8, num_rrg=1, num_mrb=1, task="super-resolution", upscale=2)
+    MIRNetForImageRestoration(config).save_pretrained(tmp_path / "joint")
+    base = ["--task", "super-resolution", "--dataset_name", "x", "--output_dir", "o"]
+    fork = build_model(parse_args([*base, "--model_name_or_path", str(tmp_path / "joint"), "--scales", "3"]))
+    assert fork.config.upscale == 3

@@ -44,6 +44,8 @@ def build_model(args: TrainingArguments) -> MIRNetForImageRestoration:
         if args.task and model.config.task != args.task:
             logger.warning("fine-tuning a %s model for %s", model.config.task, args.task)
             model.config.task = args.task
+        if rescales(model.config.task):  # a model fine-tuned to other scales (the x3 model, from the joint one)
+            model.config.upscale = min(args.scales)
         return model
     if args.config_name in PRESETS:
         config = MIRNetConfig(**PRESETS[args.config_name])
