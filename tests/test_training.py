@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from hub_server import LocalHub
 
 from conftest import REPO, make_image_folder, photo_crops
-from mirnet_hf.training import parse_args
+from mirnet_hf.training import components, parse_args
+from mirnet_hf.training.components import cpu_has_native_bfloat16
 
 pytestmark = pytest.mark.slow
 TRAIN = str(REPO / "training" / "train.py")
@@ -216,6 +218,7 @@ def test_bf16_autocast_on_cpu_reaches_the_float32_loss(tmp_path, data):
         finished = run(base_args(data, output, steps=30, **extra))
         assert finished.returncode == 0, finished.stderr[-3000:]
         losses[precision] = history(output)
+    bf16_stderr = finished.stderr
 
     # The same data and seed: bfloat16 follows the float32 run closely and ends at the same loss.
     def mean(run, steps):
@@ -226,6 +229,31 @@ def test_bf16_autocast_on_cpu_reaches_the_float32_loss(tmp_path, data):
     assert abs(mean(losses["bf16"], last) - mean(losses["no"], last)) < 0.03 * mean(losses["no"], last)
     assert losses["bf16"] != losses["no"]  # it really ran in another precision
     assert "mixed precision bf16" in (tmp_path / "bf16" / "README.md").read_text()
+    # Where the CPU only emulates bfloat16, an explicit bf16 still runs, and the run says what it costs.
+    warned = "without native bfloat16" in bf16_stderr
+    assert warned != cpu_has_native_bfloat16()
+
+
+def test_auto_precision_trains_in_bf16_only_where_the_cpu_has_it(tmp_path, data):
+    finished = run(base_args(data, tmp_path / "auto", steps=2, **{"--mixed_precision": "auto"}))
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    expected = "bf16" if cpu_has_native_bfloat16() else "no"
+    assert f"mixed precision {expected}" in (tmp_path / "auto" / "README.md").read_text()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_resolve_mixed_precision(monkeypatch, caplog, native):
+    monkeypatch.setattr(components, "cpu_has_native_bfloat16", lambda: native)
+    cpu = torch.device("cpu")
+    assert components.resolve_mixed_precision("auto", cpu) == ("bf16" if native else "no")
+    assert components.resolve_mixed_precision("no", cpu) == "no"
+    assert components.resolve_mixed_precision(None, cpu) is None
+    caplog.clear()
+    assert components.resolve_mixed_precision("bf16", cpu) == "bf16"  # the user's explicit choice stands
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == (0 if native else 1)
+    if warnings:
+        assert torch.backends.cpu.get_cpu_capability() in warnings[0] and "--mixed_precision auto" in warnings[0]
 
 
 def test_gradient_accumulation_equals_the_larger_batch(tmp_path, data):

@@ -136,8 +136,12 @@ class TrainingArguments:
     max_grad_norm: float | None = field(default=None, metadata=_help("Clip gradients to this norm (off)."))
     use_ema: bool = field(default=False, metadata=_help("Keep an exponential moving average of the weights."))
     ema_decay: float = 0.999
-    mixed_precision: Literal["no", "fp16", "bf16"] | None = field(
-        default=None, metadata=_help("Default: accelerate's.")
+    mixed_precision: Literal["no", "fp16", "bf16", "auto"] | None = field(
+        default=None,
+        metadata=_help(
+            "auto: bf16 where the hardware computes it natively (a GPU with bf16, a CPU with AVX512-BF16 or AMX), "
+            "float32 elsewhere. Default: accelerate's."
+        ),
     )
     # --- checkpoints, logging and the Hub
     checkpointing_steps: int = 500

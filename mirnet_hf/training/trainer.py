@@ -27,6 +27,7 @@ from .components import (
     build_training_data,
     default_num_workers,
     hardware_description,
+    resolve_mixed_precision,
 )
 from .data_streams import DataStreams
 from .validation import MetricLog, TrainingProgress, Validator
@@ -72,13 +73,15 @@ class Trainer:
     """Runs one training job described by `TrainingArguments` (`parse_args`), on one process or many."""
 
     def __init__(self, args: TrainingArguments, callbacks: list[TrainerCallback] | None = None):
-        from accelerate import Accelerator
+        from accelerate import Accelerator, PartialState
         from accelerate.utils import ProjectConfiguration, set_seed
 
         self.args, self.callbacks = args, list(callbacks or [])
         self.output_dir = Path(args.output_dir)
+        # The process's device (Accelerate's shared state, which the Accelerator reuses) decides what `auto` means.
+        mixed_precision = resolve_mixed_precision(args.mixed_precision, PartialState().device)
         self.accelerator = accelerator = Accelerator(
-            mixed_precision=args.mixed_precision,
+            mixed_precision=mixed_precision,
             gradient_accumulation_steps=args.gradient_accumulation_steps,
             dynamo_backend="inductor" if args.torch_compile else "no",
             log_with=None if args.report_to == "none" else args.report_to,
