@@ -17,6 +17,7 @@ from mirnet_hf.demo import (
     AppSettings,
     ModelCache,
     RestorationCancelled,
+    precision_label,
     restore_upload,
 )
 from mirnet_hf.tasks import REGISTRY
@@ -71,9 +72,7 @@ def task_tab(task: str, cache: ModelCache) -> None:
                         value=REGISTRY[task].tile_size,
                         label="Tile size (0: whole image; smaller tiles use less memory)",
                     )
-                    precision = gr.Radio(
-                        ["auto", "float32", "bfloat16"], value="auto", label="Precision (bfloat16: faster on CPU)"
-                    )
+                    precision = gr.Radio(["auto", "float32", "bfloat16"], value="auto", label=precision_label())
                     choices = settings.models[task]
                     if REGISTRY[task].scale_checkpoints:
                         choices = [("auto: the model shipped for the scale", AUTO_MODEL), *choices]

@@ -32,7 +32,14 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .image_io import ImageLimitError, LoadedImage, check_pixels, image_size, read_image, write_image
-from .inference import BACKENDS, MIRNetRestorer, pil_pixel_limit, select_device, time_backends
+from .inference import (
+    BACKENDS,
+    MIRNetRestorer,
+    cpu_has_native_bfloat16,
+    pil_pixel_limit,
+    select_device,
+    time_backends,
+)
 from .onnx_backend import onnxruntime_available
 from .tasks import REGISTRY, SERVED_TASKS, rescales
 
@@ -121,6 +128,14 @@ class AppSettings:
         if settings.backend not in ("auto", *BACKENDS):
             raise ValueError(f"MIRNET_BACKEND={settings.backend!r} is not valid; use one of {('auto', *BACKENDS)}.")
         return settings
+
+
+def precision_label() -> str:
+    """The label of the app's precision choice: whether bfloat16 pays on this machine's CPU (it is several
+    times slower than float32 where the CPU only emulates it)."""
+    if cpu_has_native_bfloat16():
+        return "Precision (bfloat16: faster on this CPU)"
+    return "Precision (this CPU emulates bfloat16: slower than float32)"
 
 
 def resolve_model_path(name: str) -> str:

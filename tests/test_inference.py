@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 
 from conftest import psnr
-from mirnet_hf import MIRNetConfig, MIRNetForImageRestoration, MIRNetRestorer, restore
-from mirnet_hf.inference import DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, plan_tiles, select_device
+from mirnet_hf import MIRNetConfig, MIRNetForImageRestoration, MIRNetRestorer, demo, inference, restore
+from mirnet_hf.inference import DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, plan_tiles, resolve_precision, select_device
 
 
 @pytest.mark.parametrize(
@@ -64,6 +64,19 @@ def test_bfloat16_autocast_stays_close_to_float32(trained_denoiser, noisy_pair):
     assert fast.dtype == np.float32
     assert psnr(fast, reference) > 40
     assert not np.array_equal(fast, reference)  # bfloat16 really ran
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bfloat16_on_a_cpu_that_emulates_it_warns(monkeypatch, caplog, native):
+    monkeypatch.setattr(inference, "cpu_has_native_bfloat16", lambda: native)
+    assert resolve_precision("auto", torch.device("cpu")) == "float32"  # never bfloat16 unasked on a CPU
+    caplog.clear()
+    assert resolve_precision("bfloat16", torch.device("cpu")) == "bfloat16"  # the user's choice stands
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == (0 if native else 1)
+    assert all(torch.backends.cpu.get_cpu_capability() in warning for warning in warnings)
+    monkeypatch.setattr(demo, "cpu_has_native_bfloat16", lambda: native)
+    assert ("faster" in demo.precision_label()) == native
 
 
 def test_channels_last_and_tile_batches_change_nothing(trained_denoiser, noisy_pair):

@@ -16,6 +16,7 @@ import torch
 from ..configuration_mirnet import MIRNetConfig
 from ..data import Columns, RestorationPatches, load_image_dataset, resolve_columns
 from ..degradations import Degradation
+from ..inference import cpu_has_native_bfloat16
 from ..modeling_mirnet import MIRNetForImageRestoration
 from ..tasks import SYNTHETIC_TASKS, rescales
 from .arguments import TrainingArguments
@@ -140,16 +141,6 @@ def default_num_workers(device: torch.device, processes_per_machine: int) -> int
     if device.type == "cpu":
         return 1
     return max(1, min(8, (os.cpu_count() or 2) // max(1, processes_per_machine) - 1))
-
-
-def cpu_has_native_bfloat16() -> bool:
-    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX). Elsewhere oneDNN emulates it: on an
-    AVX2 machine (2 cores, 2026-12-02) a bf16-autocast training step of `mirnet-v2-small` took 55.8 s against
-    float32's 6.0 s (benchmarks/benchmark_training.py), where a CPU with native bfloat16 made bf16 the fastest
-    mode (3x float32)."""
-    # torch's own CPU feature checks (private: looked up, so that a torch without them means "no").
-    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return any(check() for check in checks if check is not None)
 
 
 def resolve_mixed_precision(requested: str | None, device: torch.device) -> str | None:
