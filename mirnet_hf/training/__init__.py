@@ -6,8 +6,9 @@
 from a file (the command line wins).
 
 Speed: patches are cut and degraded in DataLoader worker processes (`--dataloader_num_workers`), steps can run
-in bfloat16 autocast (`--mixed_precision bf16`, on CPUs too) and channels-last (`--channels_last`), and
-`--torch_compile` compiles the model. `benchmarks/benchmark_training.py` measures each on a machine.
+in bfloat16 autocast (`--mixed_precision bf16`, on CPUs too; `auto` uses it only where the hardware computes it
+natively) and channels-last (`--channels_last`), and `--torch_compile` compiles the model.
+`benchmarks/benchmark_training.py` measures each on a machine.
 
 Checkpoints (`save_state`) go to `OUTPUT_DIR/checkpoint-STEP`; `--resume_from_checkpoint latest` continues
 exactly (weights, optimiser, schedule, EMA, RNG and the position of every data stream), with or without
