@@ -74,12 +74,15 @@ class Trainer:
 
     def __init__(self, args: TrainingArguments, callbacks: list[TrainerCallback] | None = None):
         from accelerate import Accelerator, PartialState
-        from accelerate.utils import ProjectConfiguration, set_seed
+        from accelerate.utils import ProjectConfiguration, parse_flag_from_env, set_seed
 
         self.args, self.callbacks = args, list(callbacks or [])
         self.output_dir = Path(args.output_dir)
-        # The process's device (Accelerate's shared state, which the Accelerator reuses) decides what `auto` means.
-        mixed_precision = resolve_mixed_precision(args.mixed_precision, PartialState().device)
+        # The process's device decides what `auto` means. Accelerate's shared state, made here as the Accelerator
+        # would make it (ACCELERATE_USE_CPU is read by the Accelerator's state, not by PartialState itself; without
+        # it two CPU processes would each start alone), is then reused by the Accelerator.
+        state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+        mixed_precision = resolve_mixed_precision(args.mixed_precision, state.device)
         self.accelerator = accelerator = Accelerator(
             mixed_precision=mixed_precision,
             gradient_accumulation_steps=args.gradient_accumulation_steps,
