@@ -206,12 +206,20 @@ def table(title: str, rows: list[tuple[str, Row]], note: str = "") -> str:
     return "\n".join(lines + ([f"\n{note}"] if note else []))
 
 
+def our_methods(restorer_for: Callable[..., MIRNetRestorer], task: str, self_ensemble: bool, *scale: int):
+    """(name, method) of our model, and with `self_ensemble` also of its self-ensemble (8x the compute)."""
+    methods = [("MIRNet (ours)", mirnet_method(restorer_for(task, *scale), task))]
+    if self_ensemble:
+        restorer = restorer_for(task, *scale, self_ensemble=True)
+        methods.append(("MIRNet, self-ensemble x8 (ours)", mirnet_method(restorer, task)))
+    return methods
+
+
 def evaluate_denoising(
-    restorer: MIRNetRestorer, max_images: int | None, baselines: BaselineCache | None
+    ours: list[tuple[str, Callable]], max_images: int | None, baselines: BaselineCache | None
 ) -> list[tuple[str, Row]]:
-    """`baselines` None skips CBM3D."""
+    """`ours`: `our_methods`; `baselines` None skips CBM3D."""
     rows = []
-    ours = mirnet_method(restorer, "denoising")
     sets = [(f"{folder} sigma {sigma}", sigma, clean_pairs(folder, "denoising", sigma, max_images))
             for folder in ("CBSD68", "Kodak24") for sigma in (15, 25, 50)]  # fmt: skip
     sets.append(("PolyU real noise", None, polyu_pairs(max_images)))
@@ -220,18 +228,19 @@ def evaluate_denoising(
         if baselines is not None:
             name = "CBM3D (true sigma)" if sigma is not None else "CBM3D (estimated sigma)"
             rows.append((label, baselines.row(label, cbm3d(sigma), pairs, name)))
-        rows.append((label, run_method(ours, pairs, False, "MIRNet (ours)")))
+        for name, method in ours:
+            rows.append((label, run_method(method, pairs, False, name)))
         print(f"  {label} done", file=sys.stderr)
     return rows
 
 
 def evaluate_super_resolution(
-    restorer_for: Callable[[int], MIRNetRestorer], max_images: int | None, scales: list[int]
+    ours_for: Callable[[int], list[tuple[str, Callable]]], max_images: int | None, scales: list[int]
 ) -> list[tuple[str, Row]]:
-    """Every set at every scale, each scale with `restorer_for(scale)` (the shipped specialist where one is)."""
+    """Every set at every scale, each scale with `ours_for(scale)` (the shipped specialist where one is)."""
     rows = []
     for scale in scales:
-        ours = mirnet_method(restorer_for(scale), "super-resolution")
+        ours = ours_for(scale)
         for folder in ("Set5", "Set14", "CBSD68", "Kodak24"):
             if folder.startswith("Set"):
                 pairs = set_pairs(folder, scale)
@@ -239,19 +248,19 @@ def evaluate_super_resolution(
                 pairs = clean_pairs(folder, "super-resolution", scale, max_images)
             label = f"{folder} x{scale}"
             rows.append((label, run_method(identity, pairs, True, "bicubic")))
-            rows.append((label, run_method(ours, pairs, True, "MIRNet (ours)")))
+            for name, method in ours:
+                rows.append((label, run_method(method, pairs, True, name)))
     return rows
 
 
-def evaluate_low_light(restorer: MIRNetRestorer, max_images: int | None) -> list[tuple[str, Row]]:
+def evaluate_low_light(ours: list[tuple[str, Callable]], max_images: int | None) -> list[tuple[str, Row]]:
     rows = []
-    ours = mirnet_method(restorer, "low-light-enhancement")
     methods = [
         ("dark input", identity),
         ("gamma correction", gamma_correction),
         ("histogram equalisation", histogram_equalisation),
         ("CLAHE", clahe),
-        ("MIRNet (ours)", ours),
+        *ours,
     ]
     for folder in ("CBSD68", "Kodak24"):
         for exposure in LOW_LIGHT_EXPOSURES:
@@ -270,31 +279,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cbm3d", action="store_true", help="skip CBM3D (for a quick look)")
     parser.add_argument("--recompute-baselines", action="store_true", help="run CBM3D again instead of its cache")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    parser.add_argument(
+        "--self-ensemble", action="store_true", help="also our model's self-ensemble (8 symmetries: 8x the time)"
+    )
     args = parser.parse_args(argv)
     if args.model is not None and args.task == "all":
         parser.error("--model needs --task (which task the model restores).")
     results: dict[str, list] = {}
     tasks = list(CHECKPOINTS) if args.task == "all" else [args.task]
     baselines = None if args.no_cbm3d else BaselineCache(BASELINE_CACHE, args.recompute_baselines)
-    restorers: dict[Path, MIRNetRestorer] = {}
+    restorers: dict[tuple[Path, bool], MIRNetRestorer] = {}
 
-    def restorer_for(task: str, scale: int | None = None) -> MIRNetRestorer:
+    def restorer_for(task: str, scale: int | None = None, self_ensemble: bool = False) -> MIRNetRestorer:
         model = args.model or ROOT / REGISTRY[task].checkpoint_for(scale)
-        if model not in restorers:
-            print(f"evaluating {task} ({model}) ...", file=sys.stderr)
-            restorers[model] = MIRNetRestorer(model, device="cpu")  # default inference settings
-        return restorers[model]
+        if (model, self_ensemble) not in restorers:
+            print(f"evaluating {task} ({model}{', self-ensemble' if self_ensemble else ''}) ...", file=sys.stderr)
+            # The default inference settings.
+            restorers[model, self_ensemble] = MIRNetRestorer(model, device="cpu", self_ensemble=self_ensemble)
+        return restorers[model, self_ensemble]
+
+    def ours(task: str, *scale: int) -> list[tuple[str, Callable]]:
+        return our_methods(restorer_for, task, args.self_ensemble, *scale)
 
     for task in tasks:
         if task == "denoising":
-            rows = evaluate_denoising(restorer_for(task), args.max_images, baselines)
+            rows = evaluate_denoising(ours(task), args.max_images, baselines)
             published = ", ".join(
                 f"sigma {s}: CBM3D {a} / DnCNN {b} / DRUNet {c}" for s, (a, b, c) in PUBLISHED_CBSD68.items()
             )
             note = f"Published CBSD68 figures (all 68 images): {published} dB."
             print(table("Denoising (RGB PSNR/SSIM; PolyU: noisy shot against the mean of many shots)", rows, note))
         elif task == "super-resolution":
-            rows = evaluate_super_resolution(partial(restorer_for, task), args.max_images, args.scales)
+            rows = evaluate_super_resolution(partial(ours, task), args.max_images, args.scales)
             published = "; ".join(
                 f"{name} x{scale}: " + ", ".join(f"{k} {v}" for k, v in values.items())
                 for (name, scale), values in PUBLISHED.items()
@@ -308,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
         else:
-            rows = evaluate_low_light(restorer_for(task), args.max_images)
+            rows = evaluate_low_light(ours(task), args.max_images)
             note = "Protocol: exposure x image^2.0, 1000 photons shot noise, read noise 1/255, 8-bit (fixed seeds)."
             print(table("Low-light enhancement (RGB PSNR/SSIM)", rows, note))
         print()

@@ -6,6 +6,9 @@ tile, not the photo; `restore()` is the one-call version.
 Tiles are at most `tile_size` pixels a side and overlap by at least `tile_overlap` pixels; they
 are spread evenly and sized to cover the image with little excess, all with the same shape (one
 compilation, one memory peak). Overlaps are blended with linear ramps, which hide the tile borders.
+
+`self_ensemble=True` restores each tile eight times, mirrored and rotated, and averages the eight
+results put back upright: a little better restoration for eight times the compute.
 """
 
 from __future__ import annotations
@@ -136,6 +139,41 @@ def plan_tiles(length: int, tile: int, overlap: int) -> tuple[list[int], int]:
     return [(index * (length - size)) // (count - 1) for index in range(count)], size
 
 
+NUM_SYMMETRIES = 8
+
+
+def apply_symmetry(images: torch.Tensor, index: int) -> torch.Tensor:
+    """One of the eight symmetries of the square on the last two dimensions: `index % 4` quarter turns
+    (counter-clockwise), after a left-right mirror when `index >= 4`. `undo_symmetry` inverts it.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from mirnet_hf.inference import apply_symmetry, undo_symmetry
+    >>> image = torch.arange(6.0).reshape(1, 1, 2, 3)
+    >>> apply_symmetry(image, 5).shape
+    torch.Size([1, 1, 3, 2])
+    >>> all(torch.equal(undo_symmetry(apply_symmetry(image, k), k), image) for k in range(8))
+    True
+
+    ```
+    """
+    if not 0 <= index < NUM_SYMMETRIES:
+        raise ValueError(f"symmetry index={index!r} is not valid; it must be 0 to {NUM_SYMMETRIES - 1}.")
+    if index >= 4:
+        images = images.flip(-1)
+    return torch.rot90(images, index % 4, dims=(-2, -1))
+
+
+def undo_symmetry(images: torch.Tensor, index: int) -> torch.Tensor:
+    """The inverse of `apply_symmetry(images, index)`."""
+    if not 0 <= index < NUM_SYMMETRIES:
+        raise ValueError(f"symmetry index={index!r} is not valid; it must be 0 to {NUM_SYMMETRIES - 1}.")
+    images = torch.rot90(images, -(index % 4), dims=(-2, -1))
+    return images.flip(-1) if index >= 4 else images
+
+
 def _ramp(size: int, overlap: int, ramp_start: bool, ramp_end: bool) -> torch.Tensor:
     weights = torch.ones(size)
     width = min(overlap, size)
@@ -195,6 +233,11 @@ class MIRNetRestorer:
             shape pays the compilation; `stats.compile_seconds` reports it).
         max_pixels: refuse images whose output would have more pixels than this (default 64 MP),
             before decoding them.
+        self_ensemble: restore every tile in its eight mirrored and rotated versions and average them put
+            back upright (the "self-ensemble" of Timofte et al., CVPR 2016, and EDSR+): eight times the
+            compute, for a measured gain of a few hundredths to a few tenths of a dB (README, "Self-ensemble").
+            A network is not exactly symmetric, so its errors differ between the versions and partly average
+            out.
         backend: `"pytorch"` (default) or `"onnxruntime"` (the `onnx` extra; float32 on the CPU or CUDA):
             runs the model's ONNX graph, from `onnx/model.onnx` in its folder when that matches its
             weights, else exported once into a cache. Tiling, blending, progress and limits are the same.
@@ -229,6 +272,7 @@ class MIRNetRestorer:
         compile: bool = False,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         backend: str = "pytorch",
+        self_ensemble: bool = False,
     ):
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r} is not valid; use one of {BACKENDS}.")
@@ -245,6 +289,9 @@ class MIRNetRestorer:
         self.tile_size, self.tile_overlap, self.max_pixels = tile_size, tile_overlap, max_pixels
         self.tile_batch_size = tile_batch_size or (1 if self.device.type == "cpu" else 4)
         self.channels_last = channels_last
+        if not isinstance(self_ensemble, bool):
+            raise ValueError(f"self_ensemble={self_ensemble!r} is not valid; it must be True or False.")
+        self.self_ensemble = self_ensemble
         if backend == "onnxruntime":
             if self.precision != "float32":
                 raise ValueError(
@@ -308,6 +355,15 @@ class MIRNetRestorer:
         return torch.float32 if self.device.type == "cpu" else getattr(torch, self.precision)
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        if not self.self_ensemble:
+            return self._forward_once(batch)
+        # Out of place: the outputs are inference-mode tensors, which refuse in-place updates outside it.
+        total = self._forward_once(batch)
+        for index in range(1, NUM_SYMMETRIES):
+            total = total + undo_symmetry(self._forward_once(apply_symmetry(batch, index)), index)
+        return total / NUM_SYMMETRIES
+
+    def _forward_once(self, batch: torch.Tensor) -> torch.Tensor:
         if self.runner is not None:
             return self.runner(batch)
         batch = batch.to(self.device, self._input_dtype())
@@ -469,4 +525,6 @@ __all__ = [
     "resolve_precision",
     "plan_tiles",
     "RestoreStats",
+    "apply_symmetry",
+    "undo_symmetry",
 ]

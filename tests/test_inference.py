@@ -45,6 +45,59 @@ def test_tiled_and_whole_image_results_agree_on_a_trained_model(trained_denoiser
     assert agreement >= 45
 
 
+def test_the_eight_symmetries_are_distinct_and_undo_exactly():
+    image = torch.arange(12.0).reshape(1, 1, 3, 4)
+    versions = set()
+    for index in range(inference.NUM_SYMMETRIES):
+        moved = inference.apply_symmetry(image, index)
+        assert torch.equal(inference.undo_symmetry(moved, index), image)
+        versions.add((tuple(moved.shape), tuple(moved.flatten().tolist())))
+    assert len(versions) == 8
+    for bad in (-1, 8):
+        with pytest.raises(ValueError, match=f"index={bad}"):
+            inference.apply_symmetry(image, bad)
+
+
+def test_self_ensemble_averages_the_eight_restorations_and_is_symmetric(trained_denoiser, noisy_pair):
+    _, noisy = noisy_pair
+    crop = noisy[:128, :192]  # a multiple of the model's size, so padding does not break the symmetry
+    pixels = torch.from_numpy(crop).permute(2, 0, 1)[None]
+    plain = MIRNetRestorer(trained_denoiser, device="cpu", tile_size=None)
+    ensemble = MIRNetRestorer(trained_denoiser, device="cpu", tile_size=None, self_ensemble=True)
+    by_hand = (
+        sum(
+            inference.undo_symmetry(plain.restore_tensor(inference.apply_symmetry(pixels, index)), index)
+            for index in range(8)
+        )
+        / 8
+    )
+    averaged = ensemble.restore_tensor(pixels)
+    torch.testing.assert_close(averaged, by_hand, atol=1e-5, rtol=0)
+    assert ensemble.stats.tiles == 1
+
+    # Restoring a turned image gives the turned restoration, which the plain model does not.
+    turned = inference.apply_symmetry(pixels, 1)
+    ensemble_error = (ensemble.restore_tensor(turned) - inference.apply_symmetry(averaged, 1)).abs().max()
+    plain_turned = inference.apply_symmetry(plain.restore_tensor(pixels), 1)
+    plain_error = (plain.restore_tensor(turned) - plain_turned).abs().max()
+    print(f"asymmetry: plain {plain_error:.2e}, self-ensemble {ensemble_error:.2e}")
+    assert ensemble_error < 1e-5 < plain_error / 100
+
+
+@pytest.mark.slow
+def test_self_ensemble_restores_better_tile_by_tile(trained_denoiser, noisy_pair):
+    clean, noisy = noisy_pair
+    plain = MIRNetRestorer(trained_denoiser, device="cpu", tile_size=128)
+    ensemble = MIRNetRestorer(trained_denoiser, device="cpu", tile_size=128, self_ensemble=True)
+    calls = []
+    restored = ensemble(noisy, progress=lambda done, total: calls.append((done, total)))
+    assert restored.shape == noisy.shape and ensemble.stats.tiles > 1
+    assert calls[-1] == (ensemble.stats.tiles, ensemble.stats.tiles)  # progress counts tiles, not passes
+    gain = psnr(restored, clean) - psnr(plain(noisy), clean)
+    print(f"self-ensemble gain {gain:.2f} dB")
+    assert gain > 0.05
+
+
 def test_memory_is_bounded_by_the_tile(tiny_config):
     model = MIRNetForImageRestoration(tiny_config)
     seen = []
@@ -157,6 +210,7 @@ def test_oversized_images_are_refused_before_decoding(tiny_config, tmp_path):
         ({"device": "cuda"} if not torch.cuda.is_available() else {"device": "tpu"}, "device="),
         ({"tile_batch_size": 0}, "tile_batch_size=0"),
         ({"max_pixels": 0}, "max_pixels=0"),
+        ({"self_ensemble": "yes"}, "self_ensemble='yes'"),
     ],
 )
 def test_invalid_settings_are_refused(tiny_config, settings, message):
