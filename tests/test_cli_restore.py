@@ -48,6 +48,20 @@ def test_files_folders_and_globs(converted_v1, photos, tmp_path, capsys):
     assert np.array_equal(np.asarray(restored), np.asarray(expected))
 
 
+def test_self_ensemble_flag_gives_the_apis_self_ensemble(converted_v1, photos, tmp_path):
+    from mirnet_hf import restore
+
+    source = tmp_path / "small.png"  # one small tile: nine passes of the full-size v1 network
+    Image.open(KODAK[0]).crop((0, 0, 40, 32)).save(source)
+    out = tmp_path / "ensemble.png"
+    assert restore_cli(converted_v1, str(source), "--output", str(out), "--self-ensemble") == 0
+    settings = {"device": "cpu", "tile_size": 64, "tile_overlap": 8}
+    expected = restore(Image.open(source), converted_v1, self_ensemble=True, **settings)
+    plain = restore(Image.open(source), converted_v1, **settings)
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(expected))
+    assert not np.array_equal(np.asarray(expected), np.asarray(plain))
+
+
 def test_unreadable_inputs_are_reported_and_skipped(converted_v1, photos, tmp_path, capsys):
     (photos / "broken.png").write_bytes(b"not a png at all")
     buffer = io.BytesIO()
