@@ -73,6 +73,11 @@ def task_tab(task: str, cache: ModelCache) -> None:
                         label="Tile size (0: whole image; smaller tiles use less memory)",
                     )
                     precision = gr.Radio(["auto", "float32", "bfloat16"], value="auto", label=precision_label())
+                    self_ensemble = gr.Checkbox(
+                        value=False,
+                        label="Self-ensemble: average 8 mirrored/rotated restorations (8x the time, a little better)",
+                        elem_id=f"{task}-self-ensemble",
+                    )
                     choices = settings.models[task]
                     if REGISTRY[task].scale_checkpoints:
                         choices = [("auto: the model shipped for the scale", AUTO_MODEL), *choices]
@@ -92,7 +97,15 @@ def task_tab(task: str, cache: ModelCache) -> None:
         if examples:
             gr.Examples([[str(path)] for path in examples], inputs=[upload], label="Examples")
 
-        def restore(path, scale_value, tile_value, precision_value, model_value, progress=gr.Progress()):  # noqa: B008 (Gradio's API)
+        def restore(
+            path,
+            scale_value,
+            tile_value,
+            precision_value,
+            model_value,
+            ensemble_value=False,
+            progress=gr.Progress(),  # noqa: B008 (Gradio's API)
+        ):
             try:
                 result = restore_upload(
                     cache,
@@ -102,6 +115,7 @@ def task_tab(task: str, cache: ModelCache) -> None:
                     model_name=model_value,
                     tile_size=tile_value,
                     precision=precision_value,
+                    self_ensemble=bool(ensemble_value),
                     progress=progress,
                     cancelled=request_cancelled,
                 )
@@ -111,7 +125,7 @@ def task_tab(task: str, cache: ModelCache) -> None:
 
         run.click(
             restore,
-            inputs=[upload, scale, tile, precision, model],
+            inputs=[upload, scale, tile, precision, model, self_ensemble],
             outputs=[slider, download, info],
             api_name=REGISTRY[task].api_name,
             # One queue for all tasks and the API: MIRNET_CONCURRENCY restorations at once in the whole app.

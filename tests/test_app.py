@@ -68,12 +68,13 @@ def client(url):
     return Client(url, verbose=False)
 
 
-def predict(url, task, path, scale=2, model=""):
+def predict(url, task, path, scale=2, model="", *self_ensemble):
+    """`self_ensemble` (True or False) may be left out, as older API clients do."""
     from gradio_client import handle_file
 
     api_name, _, _ = TASKS[task]
     args = [handle_file(str(path)), scale, 256, "auto"]
-    return client(url).predict(*args, model or None, api_name=api_name)
+    return client(url).predict(*args, model or None, *self_ensemble, api_name=api_name)
 
 
 @pytest.mark.parametrize("task", list(TASKS))
@@ -89,6 +90,9 @@ def test_each_task_through_gradio_client(server, task):
     if scale == 1:
         assert np.abs(restored - source).mean() > 1.0  # it did something
     assert "Restored" in message and " s**" in message
+    if task == "denoising":
+        *_, ensemble_message = predict(server, task, example, 2, "", True)
+        assert "self-ensemble x8" in ensemble_message and "self-ensemble" not in message
 
 
 def test_eight_simultaneous_requests_all_succeed(server):
@@ -211,6 +215,9 @@ def test_each_tab_in_a_real_browser(server, browser, task, tmp_path):
     if task == "super-resolution":
         page.locator(f"#{task}-input").locator("..").locator("..").get_by_label("3").check()
     page.locator(f"#{task}-input input[type=file]").set_input_files(str(example))
+    if task == "denoising":
+        page.get_by_role("button", name="Advanced options").click()
+        page.locator(f"#{task}-self-ensemble input[type=checkbox]").check()
     page.locator(f"#{task}-run").click()
     link = page.locator(f"#{task}-download a").first
     link.wait_for(timeout=120_000)
@@ -224,7 +231,8 @@ def test_each_tab_in_a_real_browser(server, browser, task, tmp_path):
     if scale == 1:
         difference = np.abs(np.asarray(result.convert("RGB"), np.float32) - np.asarray(source.convert("RGB")))
         assert difference.mean() > 1.0
-    assert "Restored" in page.locator(f"#{task}-info").inner_text()
+    info = page.locator(f"#{task}-info").inner_text()
+    assert "Restored" in info and (("self-ensemble x8" in info) == (task == "denoising"))
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"app-{task}.png"), full_page=True)
     page.close()

@@ -139,6 +139,20 @@ def test_loaded_models_are_bounded():
     assert bounded.model(settings.models["denoising"][0]) is not first  # evicted, then loaded again
 
 
+def test_self_ensemble_is_a_choice_that_changes_the_result_and_says_so(cache, photo):
+    from mirnet_hf.inference import MIRNetRestorer
+
+    plain = restore_upload(cache, "denoising", str(photo))
+    ensemble = restore_upload(cache, "denoising", str(photo), self_ensemble=True)
+    assert "self-ensemble x8" in ensemble.message and "self-ensemble" not in plain.message
+    restored, plain_restored = (np.asarray(Image.open(r.download), dtype=np.float64) for r in (ensemble, plain))
+    expected = MIRNetRestorer(cache.model(cache.settings.models["denoising"][0]), device="cpu", self_ensemble=True)
+    expected = np.asarray(expected(Image.open(photo)), dtype=np.float64)
+    assert restored.shape == plain_restored.shape == expected.shape
+    assert np.abs(restored - expected).max() <= 1  # PyTorch or ONNX Runtime, whichever the app picked
+    assert np.abs(restored - plain_restored).max() > 1
+
+
 def test_a_cmyk_jpeg_restores_and_downloads_in_a_format_that_holds_it(cache, tmp_path):
     path = tmp_path / "print.jpg"
     Image.open(KODAK[1]).crop((0, 0, 96, 64)).convert("CMYK").save(path, quality=95)
