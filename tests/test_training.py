@@ -363,6 +363,8 @@ def test_two_processes_with_two_workers_each_resume_exactly_after_sigkill(tmp_pa
     )
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert history(interrupted) == history(reference)
+    for run_dir in (reference, interrupted):  # two processes really ran (not one, as `--cpu` alone gives)
+        assert "x 2 processes" in (run_dir / "README.md").read_text()
 
 
 def learning_rates(output_dir) -> dict[int, float]:
