@@ -12,6 +12,9 @@ model-folder writer: config.json, model.safetensors, preprocessor_config.json, o
 validation_curve.svg, validation_history.jsonl (its records) and README.md (the recipe, the command, the time,
 the curve, the evaluation).
 With `--candidate FOLDER` it writes the same folder there instead, for evaluating before shipping.
+
+A baseline measured after the weights shipped (CBM3D, from its cache) reaches their card without the run, which
+may be gone: `--refresh-comparison --evaluation JSON` rewrites only the card's "Against classical methods" table.
 """
 
 from __future__ import annotations
@@ -96,6 +99,19 @@ def comparison_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def refresh_comparison(folder: Path, rows: list[dict]) -> None:
+    """Puts `rows` as the "Against classical methods" table of `folder`'s card, before its validation curve
+    (replacing the table there, if any), and keeps the rest."""
+    path = folder / "README.md"
+    card = path.read_text(encoding="utf-8") if path.is_file() else ""
+    curve = card.find("### Validation curve")
+    if curve < 0:
+        raise SystemExit(f"{path} is not a card ship_checkpoint.py wrote (no validation curve section).")
+    start = card.find("### Against classical methods")
+    start = curve if start < 0 else start
+    path.write_text(card[:start] + comparison_table(rows) + "\n\n" + card[curve:], encoding="utf-8")
+
+
 def load_checkpoint_state(checkpoint: Path) -> tuple[dict, TrainState]:
     """The EMA weights and the training state Accelerate saved with a checkpoint (registered objects, in order)."""
     weights, state = None, TrainState()
@@ -136,9 +152,25 @@ def main() -> None:
     parser.add_argument("--candidate", type=Path, help="write the folder here instead of checkpoints/")
     parser.add_argument("--evaluation", type=Path, help="JSON from benchmarks/evaluate_defaults.py")
     parser.add_argument("--note", default="", help="how the run went, beyond its config (recorded in the card)")
+    parser.add_argument(
+        "--refresh-comparison",
+        action="store_true",
+        help="only rewrite the shipped card's classical-methods table from --evaluation (the run is not read)",
+    )
     args = parser.parse_args()
 
     train_args = parse_args(["--config", str(args.config)])
+    if args.refresh_comparison:
+        if args.evaluation is None:
+            parser.error("--refresh-comparison needs --evaluation (the JSON of benchmarks/evaluate_defaults.py).")
+        name = args.name or f"{train_args.config_name}-{train_args.task}"
+        target = args.candidate or ROOT / "checkpoints" / name
+        rows = json.loads(args.evaluation.read_text()).get(train_args.task, [])
+        if not rows:
+            parser.error(f"{args.evaluation} holds no {train_args.task} rows.")
+        refresh_comparison(target, rows)
+        print(f"{target / 'README.md'}: comparison table refreshed ({len(rows)} rows)")
+        return
     run = ROOT / train_args.output_dir
     checkpoint = find_checkpoint(run, args.checkpoint)
     model = build_model(train_args)

@@ -413,6 +413,25 @@ def test_a_shipped_run_continued_from_its_weights_keeps_its_whole_validation_cur
     first = ship({**config, "output_dir": str(tmp_path / "first"), "max_train_steps": 4},
                  tmp_path / "first.yaml", tmp_path / "shipped-first")  # fmt: skip
     assert [record["step"] for record in first] == [2, 4]
+    # A baseline measured later reaches the card without the run: only its comparison table changes.
+    shipped_card = tmp_path / "shipped-first" / "README.md"
+    before = shipped_card.read_text()
+    methods = (("noisy input", 20.0), ("CBM3D (true sigma)", 29.5), ("MIRNet (ours)", 29.0))
+    row = {"data": "CBSD68 sigma 25", "images": 3, "ssim": 0.5, "seconds_per_mp": 1.0}
+    rows = [{**row, "method": method, "psnr": psnr} for method, psnr in methods]
+    evaluation = tmp_path / "evaluation.json"
+    shipper = str(REPO / "scripts" / "ship_checkpoint.py")
+    refresh = [str(tmp_path / "first.yaml"), "--candidate", str(tmp_path / "shipped-first"), "--refresh-comparison"]
+    refused = run(refresh, script=shipper)
+    assert refused.returncode == 2 and "needs --evaluation" in refused.stderr
+    for cbm3d_psnr in (29.5, 29.6):  # inserted, then replaced
+        rows[1]["psnr"] = cbm3d_psnr
+        evaluation.write_text(json.dumps({"denoising": rows}))
+        assert run([*refresh, "--evaluation", str(evaluation)], script=shipper).returncode == 0
+        after = shipped_card.read_text()
+        table = after[after.index("### Against classical methods") : after.index("### Validation curve")]
+        assert f"| CBSD68 sigma 25 | CBM3D (true sigma) | 3 | {cbm3d_psnr:.2f} |" in table
+        assert after.replace(table, "") == before and "CBM3D" not in before
     # Its checkpoints lost, the run goes on from the shipped weights in a new folder.
     continued = {"output_dir": str(tmp_path / "second"), "max_train_steps": 8,
                  "model_name_or_path": str(tmp_path / "shipped-first"), "initial_step": 4, "seed": 1}  # fmt: skip
