@@ -115,7 +115,7 @@ def task_tab(task: str, cache: ModelCache) -> None:
                     model_name=model_value,
                     tile_size=tile_value,
                     precision=precision_value,
-                    self_ensemble=bool(ensemble_value),
+                    self_ensemble=ensemble_value,
                     progress=progress,
                     cancelled=request_cancelled,
                 )

@@ -458,8 +458,8 @@ def restore_upload(
     stats = restorer.stats
     message = (
         f"Restored {width}x{height} → {after.width}x{after.height} in **{seconds:.2f} s** "
-        f"({stats.tiles} tile{'s' if stats.tiles != 1 else ''}{', self-ensemble x8' if self_ensemble else ''}, "
-        f"{restorer.precision}, "
+        f"({stats.tiles} tile{'s' if stats.tiles != 1 else ''}"
+        f"{', self-ensemble x8' if restorer.self_ensemble else ''}, {restorer.precision}, "
         f"{restorer.device.type}, {restorer.backend}; model `{model_name}`)."
         + "".join(f" Note: {note}." for note in notes)
     )

@@ -142,6 +142,11 @@ def plan_tiles(length: int, tile: int, overlap: int) -> tuple[list[int], int]:
 NUM_SYMMETRIES = 8
 
 
+def _check_symmetry_index(index: int) -> None:
+    if not 0 <= index < NUM_SYMMETRIES:
+        raise ValueError(f"symmetry index={index!r} is not valid; it must be 0 to {NUM_SYMMETRIES - 1}.")
+
+
 def apply_symmetry(images: torch.Tensor, index: int) -> torch.Tensor:
     """One of the eight symmetries of the square on the last two dimensions: `index % 4` quarter turns
     (counter-clockwise), after a left-right mirror when `index >= 4`. `undo_symmetry` inverts it.
@@ -159,8 +164,7 @@ def apply_symmetry(images: torch.Tensor, index: int) -> torch.Tensor:
 
     ```
     """
-    if not 0 <= index < NUM_SYMMETRIES:
-        raise ValueError(f"symmetry index={index!r} is not valid; it must be 0 to {NUM_SYMMETRIES - 1}.")
+    _check_symmetry_index(index)
     if index >= 4:
         images = images.flip(-1)
     return torch.rot90(images, index % 4, dims=(-2, -1))
@@ -168,8 +172,7 @@ def apply_symmetry(images: torch.Tensor, index: int) -> torch.Tensor:
 
 def undo_symmetry(images: torch.Tensor, index: int) -> torch.Tensor:
     """The inverse of `apply_symmetry(images, index)`."""
-    if not 0 <= index < NUM_SYMMETRIES:
-        raise ValueError(f"symmetry index={index!r} is not valid; it must be 0 to {NUM_SYMMETRIES - 1}.")
+    _check_symmetry_index(index)
     images = torch.rot90(images, -(index % 4), dims=(-2, -1))
     return images.flip(-1) if index >= 4 else images
 
