@@ -15,6 +15,7 @@ import yaml
 from hub_server import LocalHub
 
 from conftest import REPO, make_image_folder, photo_crops
+from mirnet_hf import MIRNetConfig
 from mirnet_hf.training import components, parse_args
 from mirnet_hf.training.components import cpu_has_native_bfloat16
 
@@ -271,13 +272,18 @@ def test_gradient_accumulation_equals_the_larger_batch(tmp_path, data):
 
 
 def test_compiled_steps_equal_eager_steps(tmp_path, data):
+    # Inductor's compilation, not the steps, is what this test waits for: a one-block, two-stream model with one
+    # attention unit per stream (a third of mirnet-tiny's graph) still passes every kind of layer through it.
+    config = tmp_path / "config.json"
+    MIRNetConfig(version="v1", num_features=8, num_rrg=1, num_mrb=1, num_streams=2, num_columns=1).to_json_file(config)
     losses = {}
     for mode, extra in (("eager", {}), ("compiled", {"--torch_compile": None})):
         output = tmp_path / mode
-        finished = run(base_args(data, output, steps=4, **{"--dataloader_num_workers": "0", **extra}))
+        options = {"--dataloader_num_workers": "0", "--config_name": str(config), **extra}
+        finished = run(base_args(data, output, steps=3, **options))
         assert finished.returncode == 0, finished.stderr[-3000:]
         losses[mode] = history(output)
-    assert sorted(losses["compiled"]) == [1, 2, 3, 4]
+    assert sorted(losses["compiled"]) == [1, 2, 3]
     for step, loss in losses["eager"].items():
         assert abs(losses["compiled"][step] - loss) < 1e-4 * loss, step
 
