@@ -190,7 +190,7 @@ def main() -> None:
         "steps": f"{state.step} of {train_args.max_train_steps} planned ({state.images_seen:,} patches of "
         f"{train_args.patch_size}x{train_args.patch_size})",
         "training time": f"{state.train_seconds / 3600:.2f} h",
-        "hardware": "2 CPU cores (torch 2.13.0), shared by the three default runs, one thread each",
+        "hardware": "2 CPU cores (torch 2.13.0), shared with the other default runs, one thread each (see the notes)",
         "config": f"`{args.config.as_posix()}`",
         "command": f"`OMP_NUM_THREADS=1 python training/train.py --config {shlex.quote(args.config.as_posix())}` "
         "(resumed with the same command: the config sets `resume_from_checkpoint: latest`)",
