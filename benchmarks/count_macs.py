@@ -25,12 +25,14 @@ from mirnet_hf.training.components import PRESETS
 SCALES = (2, 3, 4)
 
 
-def gmacs_per_megapixel(config: MIRNetConfig, size: int) -> float:
-    """Multiply-accumulates (in billions) of one forward pass, per megapixel of a size x size input."""
+def count(config: MIRNetConfig, size: int) -> tuple[float, int]:
+    """Multiply-accumulates (in billions) of one forward pass per megapixel of a size x size input, and the
+    network's parameters."""
     model = MIRNetForImageRestoration(config).eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(torch.rand(1, config.num_channels, size, size))
-    return counter.get_total_flops() / 2 / 1e9 / (size * size / 1e6)
+    gmacs = counter.get_total_flops() / 2 / 1e9 / (size * size / 1e6)
+    return gmacs, sum(p.numel() for p in model.parameters())
 
 
 def main() -> None:
@@ -41,11 +43,9 @@ def main() -> None:
     args = parser.parse_args()
 
     presets = list(dict.fromkeys([args.reference, *args.presets]))
-    cost = {name: gmacs_per_megapixel(MIRNetConfig(**PRESETS[name]), args.size) for name in presets}
-    parameters = {
-        name: sum(p.numel() for p in MIRNetForImageRestoration(MIRNetConfig(**PRESETS[name])).parameters())
-        for name in presets
-    }
+    counts = {name: count(MIRNetConfig(**PRESETS[name]), args.size) for name in presets}
+    cost = {name: gmacs for name, (gmacs, _) in counts.items()}
+    parameters = {name: total for name, (_, total) in counts.items()}
     reference = cost[args.reference]
     scale_columns = " | ".join(f"x{s}, low-resolution body" for s in SCALES)
     print(f"GMAC per megapixel of output (and against {args.reference}), {args.size}x{args.size} input counted:")
