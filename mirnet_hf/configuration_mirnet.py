@@ -18,11 +18,17 @@ from .tasks import TASKS, rescales  # TASKS re-exported: the tasks a config may 
 VERSIONS = ("v1", "v2")
 
 GLOBAL_SKIPS = ("image", "features")
+# How a super-resolution model enlarges: "bicubic-input", the paper's protocol (the image processor upsamples the
+# photo and the network keeps its size); "pixel-shuffle", the network takes the small photo, runs its body on it
+# and ends in a pixel-shuffle tail (ESPCN), so it pays for the input's pixels, not the output's.
+UPSAMPLERS = ("bicubic-input", "pixel-shuffle")
+BODY_STRIDES = (1, 2, 4)
 # The fields that shape the computation (the task, scale and metadata do not): two configurations agreeing on
 # these, with the same weights, compute the same function.
 ARCHITECTURE_FIELDS = (
     "version", "num_channels", "num_channels_out", "num_features", "num_rrg", "num_mrb", "num_streams",
-    "num_columns", "channel_factor", "reduction", "rrg_groups", "global_skip", "size_multiple",
+    "num_columns", "channel_factor", "reduction", "rrg_groups", "global_skip", "size_multiple", "body_stride",
+    "upsampler", "model_upscale",
 )  # fmt: skip
 
 # The paper's hyperparameters per version, used where a field is left at None.
@@ -75,8 +81,19 @@ class MIRNetConfig(PreTrainedConfig):
             `"features"` adds the shallow features before the last convolution (v2 defocus model).
         task (`str`, defaults to `"denoising"`): metadata naming what the weights restore, one of
             `denoising`, `super-resolution`, `low-light-enhancement`, `enhancement`, `defocus-deblurring`.
-        upscale (`int`, defaults to 1): super-resolution scale. The network keeps the image size, so
-            the image processor upsamples the input (bicubic) by this factor first.
+        upscale (`int`, defaults to 1): super-resolution scale.
+        upsampler (`str`, defaults to `"bicubic-input"`): how super-resolution enlarges. `"bicubic-input"` (the
+            paper's): the image processor upsamples the input (bicubic) by `upscale` and the network keeps its
+            size. `"pixel-shuffle"`: the network takes the low-resolution image, runs its body there and ends in a
+            pixel-shuffle tail, adding the bicubic upsampling of its input; it costs 1/upscale^2 of the other per
+            output pixel.
+        body_stride (`int`, defaults to 1): the body runs on the input pixel-unshuffled by this factor (2: a
+            quarter of the pixels with four times the channels, as FFDNet), and a pixel-shuffle tail brings the
+            result back. It buys features at the same cost per pixel for same-size tasks (denoising).
+
+    `upsampler="pixel-shuffle"` and `body_stride` share one mechanism: the input is pixel-unshuffled by
+    `body_stride`, and the output convolution makes `(body_stride * model_upscale)^2` sub-pixels per body pixel.
+    The authors' layouts have neither (their converter and the export to their format keep the defaults).
 
     Example:
 
@@ -106,6 +123,8 @@ class MIRNetConfig(PreTrainedConfig):
     global_skip: str = "image"
     task: str = "denoising"
     upscale: int = 1
+    upsampler: str = "bicubic-input"
+    body_stride: int = 1
 
     def __post_init__(self, **kwargs):
         custom_pipelines = kwargs.pop("custom_pipelines", None)
@@ -146,6 +165,10 @@ class MIRNetConfig(PreTrainedConfig):
                 f"global_skip='image' adds the input to the output, so num_channels ({self.num_channels}) must equal "
                 f"num_channels_out ({self.num_channels_out}); use global_skip='features' otherwise."
             )
+        if self.upsampler not in UPSAMPLERS:
+            raise ValueError(f"upsampler={self.upsampler!r} is not valid; choose one of {UPSAMPLERS}.")
+        if isinstance(self.body_stride, bool) or self.body_stride not in BODY_STRIDES:
+            raise ValueError(f"body_stride={self.body_stride!r} is not valid; choose one of {BODY_STRIDES}.")
         if self.task not in TASKS:
             raise ValueError(f"task={self.task!r} is not valid; choose one of {TASKS}.")
         if rescales(self.task) and self.upscale < 2:
@@ -154,6 +177,11 @@ class MIRNetConfig(PreTrainedConfig):
             )
         if not rescales(self.task) and self.upscale != 1:
             raise ValueError(f"upscale={self.upscale} is only valid with task='super-resolution', not {self.task!r}.")
+        if self.upsampler == "pixel-shuffle" and not rescales(self.task):
+            raise ValueError(
+                f"upsampler='pixel-shuffle' enlarges the image, so it needs task='super-resolution', not "
+                f"{self.task!r}; a same-size task runs its body at a lower resolution with body_stride instead."
+            )
         channels = self.stream_channels
         for upper, lower in zip(channels, channels[1:]):
             # Each stream is reached by resampling the previous one by the channel factor: both ways
@@ -200,8 +228,25 @@ class MIRNetConfig(PreTrainedConfig):
 
     @property
     def size_multiple(self) -> int:
-        """Height and width must be multiples of this for the streams to line up (the model pads otherwise)."""
-        return size_multiple(self.num_streams)
+        """Input height and width must be multiples of this for the streams to line up (the model pads
+        otherwise): the streams' own multiple, times the body stride."""
+        return size_multiple(self.num_streams) * self.body_stride
+
+    @property
+    def model_upscale(self) -> int:
+        """How much the network itself enlarges: `upscale` with the pixel-shuffle upsampler, else 1 (the image
+        processor upsamples the input)."""
+        return self.upscale if self.upsampler == "pixel-shuffle" else 1
+
+    @property
+    def tail_shuffle(self) -> int:
+        """The pixel-shuffle factor of the output convolution: body stride times the network's own upscale."""
+        return self.body_stride * self.model_upscale
+
+    @property
+    def follows_authors_layout(self) -> bool:
+        """Whether the network has the authors' shape at its ends: full-resolution body, same-size output."""
+        return self.body_stride == 1 and self.upsampler == "bicubic-input"
 
     # `pipeline()` reads `config.custom_pipelines` and, when the task is listed there, loads the
     # pipeline from the model folder with trust_remote_code. Installed users have the pipeline

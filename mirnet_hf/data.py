@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import io
 import logging
+import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -191,9 +192,18 @@ def to_tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float()
 
 
-def align_pair(input_image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Brings a paired input to its target's size: a low-resolution input whose target is an integer multiple
-    of it is upsampled (bicubic), as the model's processor does at inference."""
+def align_pair(input_image: torch.Tensor, target: torch.Tensor, input_scale: int = 1) -> torch.Tensor:
+    """Brings a paired input to `1/input_scale` of its target's size: a low-resolution input whose target is an
+    integer multiple of it is upsampled (bicubic), as the model's processor does at inference, unless the model
+    takes the small image itself (`input_scale`, its own upscale), which must then be exactly that much smaller."""
+    if input_scale > 1:
+        expected = (target.shape[-2] // input_scale, target.shape[-1] // input_scale)
+        if tuple(input_image.shape[-2:]) == expected and all(side % input_scale == 0 for side in target.shape[-2:]):
+            return input_image
+        raise ValueError(
+            f"input {tuple(input_image.shape[-2:])} and target {tuple(target.shape[-2:])}: this model enlarges "
+            f"x{input_scale} itself, so the target must be exactly {input_scale} times the input"
+        )
     if input_image.shape[-2:] == target.shape[-2:]:
         return input_image
     scale = target.shape[-2] // max(1, input_image.shape[-2])
@@ -216,6 +226,9 @@ class RestorationPatches(torch.utils.data.IterableDataset):
         flips: random horizontal and vertical flips.
         small_images: "pad" (reflect) or "skip" images smaller than a patch; both are counted in `counts`.
         seed, rank, world_size: each process reads its own share; the same seed gives the same patches.
+        input_scale: how much the model enlarges by itself (1: inputs at the target's size). Above 1, the
+            inputs are `1/input_scale` of the patch: made small by the degradation for clean data, cut at the
+            matching place of a paired small input (patch corners then fall on multiples of the scale).
 
     Each item is a dict with `pixel_values` (input), `labels` (target), `position` ((epoch, index) of the
     example in this process's share) and `example` ((epoch, row): its row in the data set, -1 when
@@ -253,12 +266,14 @@ class RestorationPatches(torch.utils.data.IterableDataset):
         rank: int = 0,
         world_size: int = 1,
         shuffle_buffer_size: int = 1000,
+        input_scale: int = 1,
     ):
         if not columns.paired and degradation is None:
             raise ValueError("clean-only data needs a degradation (the task) to make its inputs.")
         if small_images not in ("pad", "skip"):
             raise ValueError(f"small_images={small_images!r} is not valid; use 'pad' or 'skip'.")
         multiple = degradation.size_multiple if degradation is not None and not columns.paired else 1
+        multiple = math.lcm(multiple, input_scale)
         if patch_size < 8 or patch_size % multiple:
             raise ValueError(
                 f"patch_size={patch_size!r} is not valid; it must be at least 8 and a multiple of {multiple}."
@@ -270,6 +285,7 @@ class RestorationPatches(torch.utils.data.IterableDataset):
         self.patch_size, self.flips, self.small_images = patch_size, flips, small_images
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.shuffle_buffer_size = shuffle_buffer_size
+        self.input_scale = input_scale
         self.start = (0, 0)
         self.counts: Counter = Counter()
 
@@ -341,12 +357,12 @@ class RestorationPatches(torch.utils.data.IterableDataset):
             target = to_tensor(decode_image(example[self.columns.target]))
             source = to_tensor(decode_image(example[self.columns.input])) if self.columns.paired else None
             if source is not None:
-                source = align_pair(source, target)
+                source = align_pair(source, target, self.input_scale)
         except Exception as error:
             self.counts["corrupt"] += 1
             logger.warning("skipping an unreadable example (epoch %d, index %d): %s", epoch, index, error)
             return None
-        size = self.patch_size
+        size, scale = self.patch_size, self.input_scale  # a paired source is 1/scale of its target
         height, width = target.shape[-2:]
         if height < size or width < size:
             if self.small_images == "skip":
@@ -355,12 +371,14 @@ class RestorationPatches(torch.utils.data.IterableDataset):
             self.counts["padded_small"] += 1
             padded = (max(height, size), max(width, size))
             target = pad_to_size(target, *padded)
-            source = None if source is None else pad_to_size(source, *padded)
+            source = None if source is None else pad_to_size(source, padded[0] // scale, padded[1] // scale)
             height, width = target.shape[-2:]
-        top = int(torch.randint(height - size + 1, (), generator=generator))
-        left = int(torch.randint(width - size + 1, (), generator=generator))
+        # Corners on multiples of the scale, so the small input's patch covers exactly the target's.
+        top = scale * int(torch.randint((height - size) // scale + 1, (), generator=generator))
+        left = scale * int(torch.randint((width - size) // scale + 1, (), generator=generator))
         target = target[:, top : top + size, left : left + size]
-        source = source[:, top : top + size, left : left + size] if source is not None else None
+        if source is not None:
+            source = source[:, top // scale : (top + size) // scale, left // scale : (left + size) // scale]
         if self.flips:
             flip_width = bool(torch.rand((), generator=generator) < 0.5)
             flip_height = bool(torch.rand((), generator=generator) < 0.5)

@@ -109,9 +109,11 @@ def super_resolution_input(
     scale: int,
     blur_sigma: float = 0.0,
     jpeg_quality: int | None = None,
+    upsample: bool = True,
 ) -> torch.Tensor:
     """The network input for super-resolution of a clean image whose sides are multiples of `scale`:
-    (blur), bicubic down by `scale` to an 8-bit image, (JPEG), then bicubic up to the original size."""
+    (blur), bicubic down by `scale` to an 8-bit image, (JPEG), then bicubic up to the original size; with
+    `upsample=False`, the small 8-bit image itself (for a model with a pixel-shuffle tail)."""
     _check_image(image)
     if scale not in (2, 3, 4):
         raise ValueError(f"scale={scale!r} is not valid; use 2, 3 or 4.")
@@ -121,7 +123,7 @@ def super_resolution_input(
     low = quantize_8bit(downscale_bicubic(gaussian_blur(image, blur_sigma), scale))  # an 8-bit photo
     if jpeg_quality is not None:
         low = jpeg_roundtrip(low, jpeg_quality)
-    return upsample_bicubic(low, scale)
+    return upsample_bicubic(low, scale) if upsample else low
 
 
 def darken(
@@ -348,6 +350,9 @@ class Degradation:
     blur_sigma_range: tuple[float, float] = (0.2, 1.5)
     jpeg_probability: float = 0.0
     jpeg_quality_range: tuple[int, int] = (60, 95)
+    # False: the bicubic upsampling of the small image, the same size as the clean one (the paper's protocol);
+    # True: the small image itself, for a model that enlarges by itself (`upsampler="pixel-shuffle"`).
+    low_resolution_input: bool = False
     # low light
     exposure_range: tuple[float, float] = (0.05, 0.3)
     gamma_range: tuple[float, float] = (1.2, 2.2)
@@ -392,8 +397,8 @@ class Degradation:
         return math.lcm(*self.scales) if rescales(self.task) else 1
 
     def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """The degraded input for `clean` (same size), drawn with `generator`, clipped and quantised to 8 bits
-        as a saved photo is (what users will feed the model)."""
+        """The degraded input for `clean` (same size, or 1/scale of it with `low_resolution_input`), drawn with
+        `generator`, clipped and quantised to 8 bits as a saved photo is (what users will feed the model)."""
         degraded = self._degrade(clean, generator)
         # Super-resolution inputs are the bicubic upsampling of an 8-bit low-resolution image, exactly what
         # the image processor makes of a user's photo; every other input is itself an 8-bit image.
@@ -422,7 +427,11 @@ class Degradation:
             if torch.rand((), generator=generator).item() < self.jpeg_probability:
                 quality = round(_uniform(generator, *self.jpeg_quality_range))
             height, width = (clean.shape[-2] // scale) * scale, (clean.shape[-1] // scale) * scale
-            degraded = super_resolution_input(clean[:, :height, :width], scale, blur, quality)
+            degraded = super_resolution_input(
+                clean[:, :height, :width], scale, blur, quality, upsample=not self.low_resolution_input
+            )
+            if self.low_resolution_input:
+                return degraded  # the small image of the largest whole multiple of the scale
             return F.pad(degraded, (0, clean.shape[-1] - width, 0, clean.shape[-2] - height), mode="replicate")
         return self._low_light(clean, generator)
 

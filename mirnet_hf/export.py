@@ -116,8 +116,11 @@ def export_onnx(model: MIRNetForImageRestoration | str | Path, output: str | Pat
     output.parent.mkdir(parents=True, exist_ok=True)
 
     first = next(model.parameters())
-    if first.device.type != "cpu" or first.dtype != torch.float32:
-        model = copy.deepcopy(model).to("cpu", torch.float32)  # the graph is float32, traced on the CPU
+    # A channels-last model (as a PyTorch `MIRNetRestorer` leaves it) makes torch.export bound the batch
+    # dimension ("Invalid ranges [2:1]"): the graph is traced from a contiguous float32 copy on the CPU.
+    channels_last = any(p.ndim == 4 and not p.is_contiguous() for p in model.parameters())
+    if first.device.type != "cpu" or first.dtype != torch.float32 or channels_last:
+        model = copy.deepcopy(model).to("cpu", torch.float32, memory_format=torch.contiguous_format)
     was_training = model.training
     model.eval()
     started = time.perf_counter()
@@ -259,6 +262,14 @@ def official_state_dict(model: MIRNetForImageRestoration) -> dict[str, torch.Ten
     tensors back, bit for bit.
     """
     model = _load(model)
+    config = model.config
+    if not config.follows_authors_layout:
+        raise ValueError(
+            f"this model (upsampler={config.upsampler!r}, body_stride={config.body_stride}) cannot be exported in "
+            "the authors' format: their networks take a same-size (bicubic-upsampled) image, run the body at full "
+            "resolution and end in a 3-channel convolution, and their code has no pixel-unshuffle head or "
+            "pixel-shuffle tail to load this one's into. Export it to ONNX instead (--format onnx)."
+        )
     ours = {name: tensor.detach().to("cpu", torch.float32) for name, tensor in model.state_dict().items()}
     state, used = {}, set()
     for key in official_keys(model.config):

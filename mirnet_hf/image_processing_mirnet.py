@@ -20,7 +20,7 @@ import torch
 from PIL import Image, ImageOps
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 
-from .image_ops import pad_to_size, size_multiple, upsample_bicubic
+from .image_ops import pad_to_size, upsample_bicubic
 
 _PIL_16BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 _FLOAT_DTYPES = (np.float16, np.float32, np.float64)
@@ -210,7 +210,9 @@ class MIRNetImageProcessor(BaseImageProcessor):
         do_rescale (`bool`, defaults to `True`): scale integer images to [0, 1] (uint8 by 255, uint16 by 65535).
         size_divisor (`int`, defaults to 4): pad height and width up to a multiple of this (reflect), only
             when needed; MIRNet's three streams need 4.
-        upscale (`int`, defaults to 1): super-resolution scale; inputs are upsampled (bicubic) by it first.
+        upscale (`int`, defaults to 1): super-resolution scale; results are this many times the input's size.
+        upsample_input (`bool`, defaults to `True`): upsample inputs (bicubic) by `upscale` before the model, the
+            paper's protocol; `False` for a model that enlarges by itself (`upsampler="pixel-shuffle"`).
 
     A batch of differently sized images is padded (reflect, then edge repetition) on the bottom and
     right to the largest height and width of the batch, so they stack into one tensor; `post_process`
@@ -240,8 +242,13 @@ class MIRNetImageProcessor(BaseImageProcessor):
 
     model_input_names = ["pixel_values"]
 
-    def __init__(self, do_rescale: bool = True, size_divisor: int = 4, upscale: int = 1, **kwargs):
+    def __init__(
+        self, do_rescale: bool = True, size_divisor: int = 4, upscale: int = 1, upsample_input: bool = True, **kwargs
+    ):
         super().__init__(**kwargs)
+        if not isinstance(upsample_input, bool):
+            raise ValueError(f"upsample_input={upsample_input!r} is not valid; it must be True or False.")
+        self.upsample_input = upsample_input
         if isinstance(size_divisor, bool) or not isinstance(size_divisor, int) or size_divisor < 1:
             raise ValueError(f"size_divisor={size_divisor!r} is not valid; it must be a positive integer.")
         if isinstance(upscale, bool) or not isinstance(upscale, int) or upscale < 1:
@@ -253,13 +260,13 @@ class MIRNetImageProcessor(BaseImageProcessor):
     @classmethod
     def for_config(cls, config) -> MIRNetImageProcessor:
         """The processor matching a model configuration (its scale and stream alignment)."""
-        return cls(size_divisor=size_multiple(config.num_streams), upscale=config.upscale)
+        return cls(size_divisor=config.size_multiple, upscale=config.upscale, upsample_input=config.model_upscale == 1)
 
     def _prepare(self, image: Any, upscale: int) -> tuple[np.ndarray, ImageInfo]:
         rgb, info = to_rgb_array(image)
         if not self.do_rescale and info.dtype in (np.uint8, np.uint16, torch.uint8):
             rgb = rgb * (255.0 if info.dtype in (np.uint8, torch.uint8) else 65535.0)
-        if upscale > 1:
+        if upscale > 1 and self.upsample_input:
             rgb = _bicubic_upsample(rgb, upscale)
         return rgb, info
 

@@ -305,9 +305,11 @@ class MIRNetRestorer:
                 raise ValueError("compile=True applies to backend='pytorch' only; ONNX Runtime optimises the graph.")
 
         if isinstance(model, (str, Path)):
+            source = model
+            # The model first: it refuses a folder that is not a MIRNet, before its processor is looked for.
+            model = MIRNetForImageRestoration.from_pretrained(source)
             if processor is None:
-                processor = MIRNetImageProcessor.from_pretrained(model)
-            model = MIRNetForImageRestoration.from_pretrained(model)
+                processor = MIRNetImageProcessor.from_pretrained(source)
         if not isinstance(model, MIRNetForImageRestoration):
             raise TypeError(
                 f"model must be a MIRNetForImageRestoration or a folder/Hub id, got {type(model).__name__}."
@@ -376,13 +378,15 @@ class MIRNetRestorer:
             return self.model(pixel_values=batch).reconstruction.float().cpu()
 
     def restore_tensor(self, pixel_values: torch.Tensor, progress: ProgressCallback | None = None) -> torch.Tensor:
-        """Restores a (1, C, H, W) float tensor in [0, 1] (already upsampled for super-resolution)."""
+        """Restores a (1, C, H, W) float tensor in [0, 1]: for super-resolution, the image the processor made
+        (upsampled, or the small image itself for a model with a pixel-shuffle tail)."""
         if pixel_values.ndim != 4 or pixel_values.shape[0] != 1:
             raise ValueError(
                 f"pixel_values must have shape (1, channels, height, width), got {tuple(pixel_values.shape)}."
             )
         started = time.perf_counter()
         height, width = pixel_values.shape[-2:]
+        scale = self.config.model_upscale  # tiles are planned on the input; each maps to `scale` times its size
         tile = self.tile_size
         if tile is None or (height <= tile and width <= tile):
             tiles = [(0, 0, height, width)]
@@ -399,8 +403,9 @@ class MIRNetRestorer:
             return output
 
         out_channels = self.config.num_channels_out
-        accumulated = torch.zeros(1, out_channels, height, width)
-        weights = torch.zeros(1, 1, height, width)
+        accumulated = torch.zeros(1, out_channels, height * scale, width * scale)
+        weights = torch.zeros(1, 1, height * scale, width * scale)
+        overlap = self.tile_overlap * scale
         done = 0
         for first in range(0, len(tiles), self.tile_batch_size):
             group = tiles[first : first + self.tile_batch_size]
@@ -408,11 +413,13 @@ class MIRNetRestorer:
             restored = self._timed_forward(batch, group[0][2:])
             for (top, left, tile_h, tile_w), piece in zip(group, restored):
                 weight = (
-                    _ramp(tile_h, self.tile_overlap, top > 0, top + tile_h < height)[:, None]
-                    * _ramp(tile_w, self.tile_overlap, left > 0, left + tile_w < width)[None, :]
+                    _ramp(tile_h * scale, overlap, top > 0, top + tile_h < height)[:, None]
+                    * _ramp(tile_w * scale, overlap, left > 0, left + tile_w < width)[None, :]
                 )
-                accumulated[0, :, top : top + tile_h, left : left + tile_w] += piece * weight
-                weights[0, 0, top : top + tile_h, left : left + tile_w] += weight
+                rows = slice(top * scale, (top + tile_h) * scale)
+                columns = slice(left * scale, (left + tile_w) * scale)
+                accumulated[0, :, rows, columns] += piece * weight
+                weights[0, 0, rows, columns] += weight
             done += len(group)
             if progress is not None:
                 progress(done, len(tiles))
@@ -447,6 +454,11 @@ class MIRNetRestorer:
         `upscale` overrides the model's super-resolution scale (for a model trained on several scales)."""
         if upscale is not None and (isinstance(upscale, bool) or not isinstance(upscale, int) or upscale < 1):
             raise ValueError(f"upscale={upscale!r} is not valid; it must be a positive whole number (2, 3, 4).")
+        if upscale is not None and self.config.model_upscale > 1 and upscale != self.config.upscale:
+            raise ValueError(
+                f"upscale={upscale} is not available with this model: it enlarges x{self.config.upscale} itself "
+                f"(a pixel-shuffle tail), so it only restores at x{self.config.upscale}; use a x{upscale} model."
+            )
         self.check_size(image, upscale)
         with pil_pixel_limit(self.max_pixels):
             rgb, info = to_rgb_array(image)

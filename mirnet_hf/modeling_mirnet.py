@@ -464,7 +464,8 @@ class MIRNetModel(MIRNetPreTrainedModel):
 
     def __init__(self, config: MIRNetConfig):
         super().__init__(config)
-        self.conv_in = _conv(config.num_channels, config.num_features, 3)
+        # With a body stride, the input is pixel-unshuffled first: each body pixel sees stride^2 input pixels.
+        self.conv_in = _conv(config.num_channels * config.body_stride**2, config.num_features, 3)
         # v1 shares one PReLU among all its DAUs; it is held here once and passed to each DAU.
         self.dau_activation = nn.PReLU() if config.version == "v1" else None
         groups = config.rrg_groups or [1] * config.num_rrg
@@ -483,8 +484,11 @@ class MIRNetModel(MIRNetPreTrainedModel):
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        height, width = pixel_values.shape[-2:]
+        stride = self.config.body_stride
+        height, width = (-(-side // stride) for side in pixel_values.shape[-2:])  # the body's size, rounded up
         padded = pad_to_multiple(pixel_values, self.config.size_multiple)
+        if stride > 1:
+            padded = F.pixel_unshuffle(padded, stride)
 
         shallow = self.conv_in(padded)
         hidden_states = shallow
@@ -508,7 +512,9 @@ class MIRNetForImageRestoration(MIRNetPreTrainedModel):
     Charbonnier loss (eps 1e-3) when `labels` are given.
 
     Any height and width work: the input is reflect-padded to a multiple of `config.size_multiple`
-    and the output cropped back.
+    and the output cropped back. With `config.tail_shuffle` above 1 (a body stride, or the pixel-shuffle
+    upsampler), the output convolution makes that many sub-pixels squared per body pixel and a pixel shuffle
+    lays them out; the output is `config.model_upscale` times the input's size.
 
     Example:
 
@@ -527,8 +533,15 @@ class MIRNetForImageRestoration(MIRNetPreTrainedModel):
     def __init__(self, config: MIRNetConfig):
         super().__init__(config)
         self.mirnet = MIRNetModel(config)
-        self.conv_out = _conv(config.num_features, config.num_channels_out, 3)
+        self.conv_out = _conv(config.num_features, config.num_channels_out * config.tail_shuffle**2, 3)
         self.post_init()
+
+    def _upsampled_input(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The global image skip at the output's size: the input itself, or its bicubic upsampling."""
+        scale = self.config.model_upscale
+        if scale == 1:
+            return pixel_values
+        return F.interpolate(pixel_values, scale_factor=scale, mode="bicubic", align_corners=False)
 
     def forward(
         self,
@@ -546,9 +559,12 @@ class MIRNetForImageRestoration(MIRNetPreTrainedModel):
         padded = pad_to_multiple(pixel_values, self.config.size_multiple)
         outputs = self.mirnet(padded, output_hidden_states=output_hidden_states, return_dict=True)
         reconstruction = self.conv_out(outputs.last_hidden_state)
+        if self.config.tail_shuffle > 1:
+            reconstruction = F.pixel_shuffle(reconstruction, self.config.tail_shuffle)
         if self.config.global_skip == "image":
-            reconstruction = reconstruction + padded
-        reconstruction = reconstruction[..., :height, :width]
+            reconstruction = reconstruction + self._upsampled_input(padded)
+        scale = self.config.model_upscale
+        reconstruction = reconstruction[..., : height * scale, : width * scale]
 
         loss = None
         if labels is not None:
@@ -560,7 +576,9 @@ class MIRNetForImageRestoration(MIRNetPreTrainedModel):
             loss = charbonnier_loss(reconstruction, labels.to(reconstruction.dtype))
         hidden_states = outputs.hidden_states
         if hidden_states is not None:
-            hidden_states = tuple(state[..., :height, :width] for state in hidden_states)
+            stride = self.config.body_stride
+            body_height, body_width = -(-height // stride), -(-width // stride)
+            hidden_states = tuple(state[..., :body_height, :body_width] for state in hidden_states)
         if not return_dict:
             return tuple(v for v in (loss, reconstruction, hidden_states) if v is not None)
         return ImageSuperResolutionOutput(loss=loss, reconstruction=reconstruction, hidden_states=hidden_states)

@@ -33,6 +33,27 @@ PRESETS: dict[str, dict[str, Any]] = {
     # built on it load, made small enough for CPUs: 32 features doubling per stream, one MRB per RRG (1.1 M
     # parameters, about 2.7 s per megapixel on 2 cores).
     "mirnet-v2-small": {"version": "v2", "num_features": 32, "channel_factor": 2.0, "num_rrg": 4, "num_mrb": 1},
+    # Issue 29's super-resolution shape: v2-small's layout with 48 features, its body on the low-resolution image
+    # and a pixel-shuffle tail (2.5 M parameters). Per output megapixel at x4 it costs 39 GMAC where v2-small on
+    # the upsampled image costs 279 (benchmarks/count_macs.py).
+    "mirnet-v2-medium-ps": {
+        "version": "v2",
+        "num_features": 48,
+        "channel_factor": 2.0,
+        "num_rrg": 4,
+        "num_mrb": 1,
+        "upsampler": "pixel-shuffle",
+    },  # fmt: skip
+    # Issue 28's denoising shape: the same body on the image pixel-unshuffled by 2 (FFDNet's half-resolution
+    # stack), 158 GMAC per megapixel against v2-small's 279.
+    "mirnet-v2-medium-s2": {
+        "version": "v2",
+        "num_features": 48,
+        "channel_factor": 2.0,
+        "num_rrg": 4,
+        "num_mrb": 1,
+        "body_stride": 2,
+    },  # fmt: skip
     # For tests and smoke runs.
     "mirnet-tiny": {"version": "v1", "num_features": 8, "num_rrg": 1, "num_mrb": 1},
 }
@@ -45,28 +66,38 @@ def build_model(args: TrainingArguments) -> MIRNetForImageRestoration:
         if args.task and model.config.task != args.task:
             logger.warning("fine-tuning a %s model for %s", model.config.task, args.task)
             model.config.task = args.task
-        if rescales(model.config.task):  # a model fine-tuned to other scales (the x3 model, from the joint one)
+        if rescales(model.config.task) and model.config.upscale != min(args.scales):
+            # A model fine-tuned to other scales (the x3 model, from the joint one). A pixel-shuffle tail is made
+            # for one scale: its weights do not serve another.
+            if model.config.model_upscale > 1:
+                raise ValueError(
+                    f"{args.model_name_or_path} enlarges x{model.config.upscale} with a pixel-shuffle tail, whose "
+                    f"weights fit that scale only; --scales {' '.join(map(str, args.scales))} needs a model of its "
+                    "own (a preset with --config_name)."
+                )
             model.config.upscale = min(args.scales)
         return model
     if args.config_name in PRESETS:
-        config = MIRNetConfig(**PRESETS[args.config_name])
+        settings = dict(PRESETS[args.config_name])
     elif Path(args.config_name).is_file():
-        config = MIRNetConfig.from_json_file(args.config_name)
+        settings = MIRNetConfig.from_json_file(args.config_name).to_dict()
     else:
         raise ValueError(f"--config_name {args.config_name!r} is neither a preset ({', '.join(PRESETS)}) nor a file.")
     if args.task:
-        config.task = args.task
-    if rescales(config.task):
-        config.upscale = min(args.scales)
-    return MIRNetForImageRestoration(config)
+        settings["task"] = args.task
+    if rescales(settings.get("task", "denoising")):
+        settings["upscale"] = min(args.scales)
+    # Built whole from the settings: the configuration checks the task, scale and upsampler together.
+    return MIRNetForImageRestoration(MIRNetConfig(**settings))
 
 
-def build_degradation(args: TrainingArguments, task: str) -> Degradation:
+def build_degradation(args: TrainingArguments, task: str, low_resolution_input: bool = False) -> Degradation:
     """The on-the-fly degradation of clean photos for `task`: every `Degradation` setting that is also a flag
-    takes the flag's value (the others keep their defaults); `Degradation` checks them."""
+    takes the flag's value (the others keep their defaults); `Degradation` checks them. `low_resolution_input`:
+    super-resolution inputs stay small, for a model that enlarges by itself."""
     settings = {item.name: getattr(args, item.name) for item in fields(Degradation) if hasattr(args, item.name)}
     settings.pop("task", None)
-    return Degradation(task, **settings)
+    return Degradation(task, **settings, low_resolution_input=low_resolution_input)
 
 
 @dataclass
@@ -83,8 +114,13 @@ class TrainingData:
         return "paired" if self.degradation is None else "clean images, " + self.degradation.describe()
 
 
-def build_training_data(args: TrainingArguments, task: str, rank: int = 0, world_size: int = 1) -> TrainingData:
-    """Loads `--dataset_name` and cuts this process's (`rank` of `world_size`) share into patches."""
+def build_training_data(
+    args: TrainingArguments, task: str, rank: int = 0, world_size: int = 1, input_scale: int = 1
+) -> TrainingData:
+    """Loads `--dataset_name` and cuts this process's (`rank` of `world_size`) share into patches.
+
+    `input_scale` is how much the model itself enlarges (`config.model_upscale`): above 1, its inputs are the
+    small images (made small for clean data; cut at the matching place of paired data's small inputs)."""
     dataset = load_image_dataset(
         args.dataset_name, args.train_split, dataset_config_name=args.dataset_config_name, streaming=args.streaming
     )
@@ -93,11 +129,12 @@ def build_training_data(args: TrainingArguments, task: str, rank: int = 0, world
         raise ValueError(
             f"clean-only data needs --task (one of {', '.join(SYNTHETIC_TASKS)}); the model's is {task!r}."
         )
-    degradation = None if columns.paired else build_degradation(args, task)
+    degradation = None if columns.paired else build_degradation(args, task, low_resolution_input=input_scale > 1)
     patches = RestorationPatches(
         dataset,
         columns,
         degradation,
+        input_scale=input_scale,
         patch_size=args.patch_size,
         flips=not args.no_flips,
         small_images=args.small_images,

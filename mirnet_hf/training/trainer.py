@@ -102,7 +102,13 @@ class Trainer:
 
         # The main process builds the data set cache first; the others then read it (no concurrent writers).
         with accelerator.main_process_first():
-            self.data = build_training_data(args, self.task, accelerator.process_index, accelerator.num_processes)
+            self.data = build_training_data(
+                args,
+                self.task,
+                accelerator.process_index,
+                accelerator.num_processes,
+                input_scale=model.config.model_upscale,
+            )
         workers = args.dataloader_num_workers
         if workers is None:
             local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
