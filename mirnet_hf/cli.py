@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .configuration_mirnet import TASKS
+from .hub import DEFAULT_MAX_MODEL_MB
 from .image_io import format_for_suffix
 from .inference import (
     BACKENDS,
@@ -21,6 +22,7 @@ from .inference import (
 )
 from .tasks import rescales
 
+logger = logging.getLogger(__name__)
 SELF_ENSEMBLE_HELP = "average the restorations of the 8 mirrored/rotated versions: 8x the time, slightly better"
 
 
@@ -100,6 +102,8 @@ def _restore(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"mirnet-hf restore: error: invalid tile settings: {error}", file=sys.stderr)
         return 2
+    if _refuse_hub_model(args, "restore"):
+        return 2
     try:
         restorer = MIRNetRestorer(
             args.model,
@@ -175,6 +179,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .data import load_image_dataset, resolve_columns
     from .evaluation import default_levels, evaluate_dataset, format_table
 
+    if _refuse_hub_model(args, "evaluate"):
+        return 2
     try:
         restorer = MIRNetRestorer(
             args.model,
@@ -215,9 +221,28 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_hub_model(args: argparse.Namespace, command: str) -> bool:
+    """For a Hub id, checks the repository's config and file sizes before anything is downloaded (prints why and
+    returns True when it is refused); local folders are not checked here."""
+    from .hub import HubModelRefused, check_hub_model, looks_like_hub_id
+
+    if not looks_like_hub_id(args.model):
+        return False
+    try:
+        check_hub_model(args.model, max_model_mb=args.max_model_mb)
+    except HubModelRefused as error:
+        print(f"mirnet-hf {command}: error: refused {args.model!r}: {error}", file=sys.stderr)
+        return True
+    except Exception as error:  # offline, no such repository: loading will say it in full
+        logger.debug("could not check %s before loading it: %s", args.model, error)
+    return False
+
+
 def _export(args: argparse.Namespace) -> int:
     from .export import export_model
 
+    if _refuse_hub_model(args, "export"):
+        return 2
     try:
         written = export_model(args.model, args.output, args.format)
     except ImportError as error:
@@ -314,6 +339,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("output", help="the file (or, for onnx, model folder) to write")
     export.add_argument("--format", choices=("onnx", "official"), required=True)
     export.set_defaults(handler=_export)
+    for command in (restore, evaluate, export):
+        command.add_argument(
+            "--max-model-mb",
+            type=float,
+            default=DEFAULT_MAX_MODEL_MB,
+            help="refuse a Hub model whose download exceeds this, checked before downloading (default "
+            f"{DEFAULT_MAX_MODEL_MB}: the largest MIRNet with its ONNX graph is 254 MB)",
+        )
     return parser
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
+from .hub import DEFAULT_MAX_MODEL_MB, HubModelRefused, check_hub_model
 from .image_io import ImageLimitError, LoadedImage, check_pixels, image_size, read_image, write_image
 from .inference import (
     BACKENDS,
@@ -79,6 +80,9 @@ class AppSettings:
     concurrency: int = 1
     queue_size: int = 32
     allow_hub_models: bool = True
+    # Hub ids are checked before any weights are downloaded: a MIRNet config, and at most this much to download
+    # (hub.DEFAULT_MAX_MODEL_MB: every MIRNet with its ONNX graph fits).
+    max_hub_model_mb: int = DEFAULT_MAX_MODEL_MB
     device: str = "auto"
     whole_image_max_pixels: int = 1_000_000  # whole-image mode costs about 1 GB per megapixel; tiles above this
     max_models: int = 4
@@ -95,7 +99,8 @@ class AppSettings:
         comma-separated list of folders or Hub ids; the first is the default), `MIRNET_MAX_PIXELS`,
         `MIRNET_MAX_UPLOAD_MB`, `MIRNET_CONCURRENCY` (restorations at once, all tasks together),
         `MIRNET_QUEUE_SIZE`, `MIRNET_ALLOW_HUB_MODELS` (0/1), `MIRNET_DEVICE`, `MIRNET_WHOLE_IMAGE_MAX_PIXELS`,
-        `MIRNET_MAX_MODELS`, `MIRNET_MODEL_FAILURE_SECONDS` and `MIRNET_RESULT_MAX_AGE_SECONDS`."""
+        `MIRNET_MAX_MODELS`, `MIRNET_MODEL_FAILURE_SECONDS`, `MIRNET_RESULT_MAX_AGE_SECONDS` and
+        `MIRNET_MAX_HUB_MODEL_MB`."""
         environ = os.environ if environ is None else environ
         settings = cls()
         for task, name in ENVIRONMENT_MODELS.items():
@@ -122,6 +127,7 @@ class AppSettings:
         settings.max_models = integer("MIRNET_MAX_MODELS", settings.max_models)
         settings.failure_seconds = integer("MIRNET_MODEL_FAILURE_SECONDS", settings.failure_seconds, minimum=0)
         settings.result_max_age_seconds = integer("MIRNET_RESULT_MAX_AGE_SECONDS", settings.result_max_age_seconds)
+        settings.max_hub_model_mb = integer("MIRNET_MAX_HUB_MODEL_MB", settings.max_hub_model_mb)
         settings.allow_hub_models = environ.get("MIRNET_ALLOW_HUB_MODELS", "1").strip().lower() not in ("0", "false")
         settings.device = environ.get("MIRNET_DEVICE", settings.device)
         settings.backend = environ.get("MIRNET_BACKEND", settings.backend).strip().lower()
@@ -321,6 +327,15 @@ class ModelCache:
             reason = hub_unreachable_reason()
             if reason is not None:
                 raise AppError(f"the model {_echo(name)} could not be loaded: {reason}.")
+            try:  # its file list and config first: nothing else is downloaded from a repository refused here
+                check_hub_model(path, max_model_mb=self.settings.max_hub_model_mb)
+            except HubModelRefused as error:
+                raise AppError(f"the model {_echo(name)} is refused: {error}") from error
+            except Exception as error:  # no such repository, private, Hub errors
+                reason = str(error).splitlines()[0][:300]
+                raise AppError(
+                    f"the model {_echo(name)} could not be loaded ({type(error).__name__}: {reason})."
+                ) from error
         try:
             return MIRNetForImageRestoration.from_pretrained(path)
         except Exception as error:  # missing folder, offline Hub, wrong repo: one clear message

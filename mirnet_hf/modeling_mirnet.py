@@ -431,20 +431,83 @@ class MIRNetPreTrainedModel(PreTrainedModel):
             init.copy_(module.kernel, _blur_kernel(module.channels))
 
     @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        """Loads like any transformers model, then gives every tensor its own aligned memory.
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, allow_unexpected_keys: bool = False, **kwargs):
+        """Loads like any transformers model, but only a MIRNet, and only whole: then gives every tensor its own
+        aligned memory.
+
+        transformers loads a folder of another model type, or weights that lack tensors or have other shapes,
+        into a newly initialised network with a printed table: a model that restores every photo into noise.
+        Here each is an error: a `config.json` whose `model_type` is not `"mirnet"`, missing weights and weights
+        of the wrong shape, and unexpected extra weights unless `allow_unexpected_keys=True`. (The authors'
+        checkpoints go through `convert_checkpoint`.)
 
         Loaded tensors can sit at unaligned offsets of one buffer; CPU convolution kernels then round
-        differently (about 1e-7), so outputs would not equal the saved model's bit for bit. The one packaging
-        override left in the model: transformers has no public hook after loading (saving, cards and code
-        files are `model_folder.save_model_folder`'s).
+        differently (about 1e-7), so outputs would not equal the saved model's bit for bit: each gets its own.
+        transformers has no public hook after loading (saving, cards and code files are
+        `model_folder.save_model_folder`'s).
         """
-        model = super().from_pretrained(*args, **kwargs)
+        if kwargs.get("config") is None or isinstance(kwargs.get("config"), str):
+            _check_model_type(kwargs.get("config") or pretrained_model_name_or_path, kwargs)
+        return_info = kwargs.pop("output_loading_info", False)
+        # transformers refuses other shapes too, but names none of them: they are collected here and named.
+        allow_mismatched = kwargs.pop("ignore_mismatched_sizes", False)
+        model, info = super().from_pretrained(
+            pretrained_model_name_or_path, *args, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs
+        )
+        if allow_mismatched:
+            info = {**info, "mismatched_keys": set()}
+        _check_loaded_weights(pretrained_model_name_or_path, info, allow_unexpected_keys)
         with torch.no_grad():
             for tensor in [*model.parameters(), *model.buffers()]:
                 if tensor.device.type == "cpu" and tensor.data_ptr() % 64:
                     tensor.data = tensor.data.clone()
-        return model
+        return (model, info) if return_info else model
+
+
+# What `PretrainedConfig.get_config_dict` accepts of `from_pretrained`'s keyword arguments.
+_DOWNLOAD_ARGUMENTS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
+
+
+def _check_model_type(source, kwargs: dict) -> None:
+    """Refuses a configuration of another model type, naming what it found and what it expected."""
+    config_dict, _ = MIRNetConfig.get_config_dict(
+        source, **{name: kwargs[name] for name in _DOWNLOAD_ARGUMENTS if name in kwargs}
+    )
+    found = config_dict.get("model_type")
+    if found != MIRNetConfig.model_type:
+        raise ValueError(
+            f"{str(source)!r} is not a MIRNet model: its config.json has model_type={found!r}, and this loads "
+            f"model_type={MIRNetConfig.model_type!r} only. Check the name; the authors' own checkpoints "
+            "(.pth) are converted with `mirnet-hf convert`."
+        )
+
+
+def _check_loaded_weights(source, info: dict, allow_unexpected_keys: bool) -> None:
+    """Refuses weights that leave part of the network at its random initialisation, or that bring tensors it has no
+    place for (unless allowed), naming the first few keys."""
+
+    def first(keys) -> str:
+        keys = sorted(keys)
+        return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+
+    problems = []
+    if info["missing_keys"]:
+        problems.append(f"{len(info['missing_keys'])} weight(s) missing ({first(info['missing_keys'])})")
+    if info["mismatched_keys"]:
+        shapes = [f"{key} {tuple(found)} where the network has {tuple(expected)}"
+                  for key, found, expected in sorted(info["mismatched_keys"])]  # fmt: skip
+        problems.append(f"{len(shapes)} weight(s) of the wrong shape ({first(shapes)})")
+    if info["unexpected_keys"] and not allow_unexpected_keys:
+        problems.append(
+            f"{len(info['unexpected_keys'])} weight(s) the network has no place for ({first(info['unexpected_keys'])}"
+            "; pass allow_unexpected_keys=True to load without them)"
+        )
+    if problems:
+        raise ValueError(
+            f"the weights of {str(source)!r} do not fit the network its config.json describes: "
+            + "; ".join(problems)
+            + ". Loading them would leave it randomly initialised where they do not fit."
+        )
 
 
 class MIRNetModel(MIRNetPreTrainedModel):

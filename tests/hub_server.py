@@ -1,7 +1,10 @@
-"""A small Hub-compatible HTTP server for push tests (huggingface_hub ships none).
+"""A small Hub-compatible HTTP server for push and download tests (huggingface_hub ships none).
 
 It implements what `HfApi.create_repo` and `HfApi.upload_folder` call, with regular (non-LFS) uploads, and
-stores the committed files in memory so a test can read back what was pushed.
+stores the committed files in memory so a test can read back what was pushed. It also serves repositories to
+`HfApi.model_info(files_metadata=True)` and `hf_hub_download` (`LocalHub.add_repo`), where a file can declare a
+size larger than the bytes it holds: a repository "of 2 GB" costs nothing, and any download of it shows in
+`state.requests`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,15 @@ class HubState:
     def __init__(self, token: str):
         self.token = token
         self.repos: dict[str, dict[str, bytes]] = {}
+        self.declared_sizes: dict[str, dict[str, int]] = {}  # sizes the file list reports instead of the real ones
         self.requests: list[str] = []
+
+    def commit(self, repo_id: str) -> str:
+        """A commit id that changes with the repository's content."""
+        digest = hashlib.sha1(repo_id.encode())
+        for path, content in sorted(self.repos.get(repo_id, {}).items()):
+            digest.update(path.encode() + hashlib.sha1(content).digest())
+        return digest.hexdigest()
 
 
 def validate_card_metadata(readme: str) -> list[str]:
@@ -110,9 +121,54 @@ def _handler(state: HubState):
                     return
             self._reply(404, {"error": f"not implemented: POST {path}"})
 
+        def _file(self, head: bool) -> None:
+            # /{namespace}/{name}/resolve/{revision}/{path}
+            parts = self.path.split("?")[0].split("/", 5)
+            repo_id = f"{parts[1]}/{parts[2]}"
+            content = state.repos.get(repo_id, {}).get(parts[5]) if len(parts) == 6 else None
+            if content is None:
+                self.send_response(404)
+                self.send_header("X-Error-Code", "EntryNotFound" if repo_id in state.repos else "RepoNotFound")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("X-Repo-Commit", state.commit(repo_id))
+            self.send_header("ETag", f'"{hashlib.sha1(content).hexdigest()}"')
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            if not head:
+                self.wfile.write(content)
+
+        def _model_info(self, repo_id: str) -> None:
+            if repo_id not in state.repos:
+                self._reply(404, {"error": f"Repository {repo_id} not found"})
+                return
+            declared = state.declared_sizes.get(repo_id, {})
+            siblings = [
+                {
+                    "rfilename": path,
+                    "size": declared.get(path, len(content)),
+                    "blobId": hashlib.sha1(content).hexdigest(),
+                }
+                for path, content in sorted(state.repos[repo_id].items())
+            ]
+            self._reply(200, {"id": repo_id, "modelId": repo_id, "sha": state.commit(repo_id), "siblings": siblings,
+                              "private": False, "tags": []})  # fmt: skip
+
+        def do_HEAD(self):
+            state.requests.append(f"HEAD {self.path}")
+            self._file(head=True)
+
         def do_GET(self):
             state.requests.append(f"GET {self.path}")
-            self._reply(404, {"error": f"not implemented: GET {self.path}"})
+            parts = self.path.split("?")[0].split("/")
+            if parts[1:3] == ["api", "models"] and len(parts) in (5, 7):  # .../{ns}/{name}[/revision/{rev}]
+                self._model_info(f"{parts[3]}/{parts[4]}")
+            elif len(parts) >= 6 and parts[3] == "resolve":
+                self._file(head=False)
+            else:
+                self._reply(404, {"error": f"not implemented: GET {self.path}"})
 
     return Handler
 
@@ -124,6 +180,16 @@ class LocalHub:
         self.state = HubState(token)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.state))
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def add_repo(self, repo_id: str, files: dict[str, bytes], declared_sizes: dict[str, int] | None = None) -> None:
+        """Serves a model repository holding `files`; `declared_sizes` makes the file list report other sizes."""
+        self.state.repos[repo_id] = dict(files)
+        self.state.declared_sizes[repo_id] = dict(declared_sizes or {})
+
+    def downloads(self, repo_id: str) -> list[str]:
+        """The files of `repo_id` fetched so far (GET requests for their content)."""
+        prefix = f"GET /{repo_id}/resolve/"
+        return [request.split("/", 5)[5] for request in self.state.requests if request.startswith(prefix)]
 
     def __enter__(self) -> LocalHub:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
