@@ -14,6 +14,7 @@ configured one or a Hub id (`owner/name`); local folders are only accepted from 
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import re
@@ -54,6 +55,8 @@ DEFAULT_MODELS = {task: REGISTRY[task].shipped_checkpoints for task in SERVED_TA
 # otherwise): offered first for tasks with specialists (super-resolution: x3 and x4).
 AUTO_MODEL = "auto"
 ENVIRONMENT_MODELS = {task: REGISTRY[task].environment_variable for task in SERVED_TASKS}
+# The largest tile the app's automatic backend choice gives to ONNX Runtime (the tasks' tiles are 256 and 512).
+LARGEST_ONNX_TILE = 512
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 PREVIEW_SIDE = 1600  # the comparison slider shows at most this many pixels a side; the download is full size
 RESULTS_DIR = Path(tempfile.gettempdir()) / "mirnet-app-results"
@@ -290,7 +293,13 @@ class ModelCache:
         self, task: str, name: str, tile_size: int | None, precision: str, self_ensemble: bool = False
     ) -> MIRNetRestorer:
         name = self.check_choice(task, name)
-        backend = self.backend(precision, name)
+        if self.settings.backend == "auto" and (tile_size is None or tile_size > LARGEST_ONNX_TILE):
+            # One pass over a whole image (or a tile as large): ONNX Runtime holds all of a pass's buffers at
+            # once, 2.2 GB above the process at 1 MP against PyTorch's 1.2 GB (benchmarks/app_memory.py), which
+            # took the app over 3 GB. Whole images are a choice of quality, not of speed: PyTorch runs them.
+            backend = "pytorch"
+        else:
+            backend = self.backend(precision, name)
         key = (name, tile_size, precision, backend, self_ensemble)
         with self._lock:
             if key in self._restorers:
@@ -343,6 +352,17 @@ class ModelCache:
             raise AppError(
                 f"the model {_echo(name)} could not be loaded ({type(error).__name__}: {reason})."
             ) from error
+
+
+def release_free_memory() -> None:
+    """Gives the memory freed by a restoration back to the system (glibc's `malloc_trim`). The allocator keeps
+    freed blocks for reuse in each thread's arena, so after a large request the app's resident memory stayed
+    gigabytes above its idle level; trimming takes milliseconds. A no-op where glibc is not the C library."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.malloc_trim(0)
 
 
 def remove_old_results(max_age_seconds: float, root: Path | None = None) -> int:
@@ -465,6 +485,7 @@ def restore_upload(
     except ValueError as error:
         raise AppError(str(error)) from None
     finally:
+        release_free_memory()  # before the next request starts: it then begins from the idle level
         cache.gate.release()
     download, restored = _save_result(restored, loaded, path, task, scale, cache.settings, notes)
     after = _as_pil(restored)

@@ -82,9 +82,19 @@ def find_or_export_graph(model: MIRNetForImageRestoration) -> Path:
 
 
 class OnnxRuntimeRunner:
-    """Runs batches of float32 pixel values (torch tensors in, torch tensors out) in an ONNX Runtime session."""
+    """Runs batches of float32 pixel values (torch tensors in, torch tensors out) in an ONNX Runtime session.
 
-    def __init__(self, model: MIRNetForImageRestoration, device: torch.device, threads: int | None = None):
+    `memory_arena` turns on ONNX Runtime's CPU memory arena, which keeps the memory of the largest run for the
+    session's life (off by default: `benchmarks/app_memory.py` and `benchmarks/benchmark_inference.py` measure
+    both)."""
+
+    def __init__(
+        self,
+        model: MIRNetForImageRestoration,
+        device: torch.device,
+        threads: int | None = None,
+        memory_arena: bool = False,
+    ):
         try:
             import onnxruntime
         except ImportError as error:
@@ -103,6 +113,10 @@ class OnnxRuntimeRunner:
         # The same thread count as PyTorch (OMP_NUM_THREADS, torch.set_num_threads), not every core.
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # No CPU memory arena: an arena grows to the largest input a session has seen and keeps it for the
+        # session's life (the app held 2.9-4.8 GB after three whole-image requests). Without it each run's
+        # buffers go back to the system when the run ends.
+        options.enable_cpu_mem_arena = memory_arena
         self.session = onnxruntime.InferenceSession(str(self.path), options, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
         self.load_seconds = time.perf_counter() - started
