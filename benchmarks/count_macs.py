@@ -1,15 +1,13 @@
 """Multiply-accumulates per megapixel of output for the training presets, counted by PyTorch's FLOP counter on
-one forward pass, and what the same network would cost per output megapixel if it ran in low-resolution space
-(on 1/scale^2 of the pixels, with a pixel-shuffle tail) for super-resolution. No timing: it runs anywhere, in
-seconds, even while training runs.
+one forward pass. No timing: it runs anywhere, in seconds, even while training runs.
 
     .venv/bin/python benchmarks/count_macs.py
     .venv/bin/python benchmarks/count_macs.py --presets mirnet-v2-small mirnet-v2 --size 256
 
-The networks today see a bicubic-upsampled input (the paper's protocol), so their cost per output megapixel
-is the same at every scale; the "low-resolution body" columns divide it by scale^2 (the few convolutions of a
-pixel-shuffle tail are not counted). They show which larger networks would fit the budget the shipped
-`mirnet-v2-small` spends today.
+A network on the bicubic-upsampled image (the paper's protocol) costs the same per output megapixel at every
+scale. A pixel-shuffle preset (`upsampler="pixel-shuffle"`) runs on the low-resolution image and is counted at
+each scale, tail included. For the others, the "low-resolution body" columns say what the same network would
+cost per output megapixel on 1/scale^2 of the pixels (the tail not counted).
 """
 
 from __future__ import annotations
@@ -26,13 +24,26 @@ SCALES = (2, 3, 4)
 
 
 def count(config: MIRNetConfig, size: int) -> tuple[float, int]:
-    """Multiply-accumulates (in billions) of one forward pass per megapixel of a size x size input, and the
-    network's parameters."""
+    """Multiply-accumulates (in billions) of one forward pass per megapixel of output, for a size x size output,
+    and the network's parameters."""
     model = MIRNetForImageRestoration(config).eval()
+    side = size // config.model_upscale
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.rand(1, config.num_channels, size, size))
-    gmacs = counter.get_total_flops() / 2 / 1e9 / (size * size / 1e6)
+        model(torch.rand(1, config.num_channels, side, side))
+    output_pixels = (side * config.model_upscale) ** 2
+    gmacs = counter.get_total_flops() / 2 / 1e9 / (output_pixels / 1e6)
     return gmacs, sum(p.numel() for p in model.parameters())
+
+
+def preset_costs(name: str, size: int) -> tuple[list[float], int, bool]:
+    """GMAC per output megapixel as today and at each scale, the parameters, and whether they were counted at
+    each scale (a pixel-shuffle preset) rather than divided by scale^2."""
+    settings = PRESETS[name]
+    if settings.get("upsampler") == "pixel-shuffle":
+        counted = [count(MIRNetConfig(**settings, task="super-resolution", upscale=s), size) for s in SCALES]
+        return [float("nan"), *(gmacs for gmacs, _ in counted)], counted[0][1], True
+    gmacs, parameters = count(MIRNetConfig(**settings), size)
+    return [gmacs / s**2 for s in (1, *SCALES)], parameters, False
 
 
 def main() -> None:
@@ -43,17 +54,17 @@ def main() -> None:
     args = parser.parse_args()
 
     presets = list(dict.fromkeys([args.reference, *args.presets]))
-    counts = {name: count(MIRNetConfig(**PRESETS[name]), args.size) for name in presets}
-    cost = {name: gmacs for name, (gmacs, _) in counts.items()}
-    parameters = {name: total for name, (_, total) in counts.items()}
-    reference = cost[args.reference]
+    costs = {name: preset_costs(name, args.size) for name in presets}
+    reference = costs[args.reference][0][0]
     scale_columns = " | ".join(f"x{s}, low-resolution body" for s in SCALES)
-    print(f"GMAC per megapixel of output (and against {args.reference}), {args.size}x{args.size} input counted:")
+    print(f"GMAC per megapixel of output (and against {args.reference}), {args.size}x{args.size} output counted:")
     print(f"| preset | parameters | as today (same-size output) | {scale_columns} |")
     print("| --- " * (3 + len(SCALES)) + "|")
     for name in presets:
-        cells = [f"{cost[name] / s**2:.0f} ({cost[name] / s**2 / reference:.2f}x)" for s in (1, *SCALES)]
-        print(f"| {name} | {parameters[name]:,} | {' | '.join(cells)} |")
+        values, parameters, counted = costs[name]
+        cells = ["-" if value != value else f"{value:.0f} ({value / reference:.2f}x)" for value in values]
+        note = " (counted at each scale)" if counted else ""
+        print(f"| {name}{note} | {parameters:,} | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":
