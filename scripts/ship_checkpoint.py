@@ -228,11 +228,26 @@ def main() -> None:
             comparison=comparison,
         )
 
+    # The card's history (what was tried, continued and not shipped) belongs to the folder, not to one run: it is
+    # carried over from the card being replaced.
+    history_section = card_history(target / "README.md")
     if target.exists():
         shutil.rmtree(target)
     save_model_folder(model, target, card=card, code=False, onnx=True)
+    if history_section:
+        written = target / "README.md"
+        written.write_text(
+            written.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + history_section, encoding="utf-8"
+        )
     size = sum(path.stat().st_size for path in target.rglob("*") if path.is_file()) / 1e6
     print(f"{target}: step {state.step}, {size:.1f} MB, {len(ours)} model-index results")
+
+
+def card_history(card: Path) -> str:
+    """The "### History" section a shipped card ends with ("" when it has none)."""
+    text = card.read_text(encoding="utf-8") if card.is_file() else ""
+    start = text.find("\n### History\n")
+    return text[start + 1 :].rstrip("\n") + "\n" if start >= 0 else ""
 
 
 if __name__ == "__main__":

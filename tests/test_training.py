@@ -447,6 +447,12 @@ def test_a_shipped_run_continued_from_its_weights_keeps_its_whole_validation_cur
     card = (tmp_path / "shipped-second" / "README.md").read_text()
     assert "| 2 | " in card and "| 8 | " in card
     assert (tmp_path / "shipped-second" / "validation_curve.svg").read_text().count("<circle") == 4
+    # The card's history belongs to the folder: shipping again into it keeps the section, below the new card.
+    history = "### History\n\n- Tried a warm restart; not shipped (PolyU -0.1 dB).\n"
+    (tmp_path / "shipped-second" / "README.md").write_text(card + "\n" + history)
+    ship({**config, **continued}, tmp_path / "second.yaml", tmp_path / "shipped-second")
+    again = (tmp_path / "shipped-second" / "README.md").read_text()
+    assert again.endswith(history) and again.count("### History") == 1 and "| 8 | " in again
     # Continued at another level (a fork to another setting), its curve is its own: sigma 15's PSNR is not
     # sigma 25's.
     forked = {**continued, "output_dir": str(tmp_path / "third"), "validation_level": 15}
