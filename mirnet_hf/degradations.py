@@ -318,6 +318,117 @@ def camera_pipeline_noise(
     return developed
 
 
+# ----------------------------------------------------------------------------------------------
+# Real grain: the noise of photos as they reach people (after the data synthesis of practical blind denoising,
+# BSRGAN and SCUNet: several kinds of noise and processing, in random order)
+# ----------------------------------------------------------------------------------------------
+
+GRAIN_SIGMA_RANGE = (2.0, 40.0)  # 0-255 scale, per noise component: base ISO to high ISO
+
+
+def channel_correlated_noise(shape: tuple[int, ...], sigma: float, generator: torch.Generator) -> torch.Tensor:
+    """Gaussian noise of standard deviation about `sigma` (0-1 scale) whose three channels are correlated by a
+    random 3x3 covariance: grey (the same in every channel) for a third, independent for a third, a random
+    covariance `A A^T` otherwise (a camera's colour matrix mixes the channels' noise)."""
+    white = torch.randn(shape, generator=generator)
+    kind = torch.rand((), generator=generator).item()
+    if kind < 1 / 3:
+        return white[:1].expand(shape).clone() * sigma
+    if kind < 2 / 3:
+        return white * sigma
+    mixing = torch.randn(3, 3, generator=generator) + 2 * torch.eye(3)
+    mixing = mixing / mixing.square().sum(dim=1, keepdim=True).sqrt()  # each channel keeps variance sigma^2
+    return _apply_matrix(white, mixing) * sigma
+
+
+def spatially_correlated_noise(shape: tuple[int, ...], sigma: float, generator: torch.Generator) -> torch.Tensor:
+    """Noise made at a lower resolution (1/1.5 to 1/4) and resized up (bilinear or bicubic): grain a few pixels
+    wide, as demosaicking, resizing and in-camera processing leave it; rescaled to standard deviation `sigma`."""
+    factor = _uniform(generator, 1.5, 4.0)
+    height, width = shape[-2:]
+    small = channel_correlated_noise(
+        (3, max(2, round(height / factor)), max(2, round(width / factor))), 1.0, generator
+    )
+    mode = "bicubic" if torch.rand((), generator=generator).item() < 0.5 else "bilinear"
+    grain = F.interpolate(small[None], size=(height, width), mode=mode, align_corners=False)[0]
+    return grain / grain.std().clamp_min(1e-8) * sigma
+
+
+def sharpen(image: torch.Tensor, amount: float, sigma: float) -> torch.Tensor:
+    """Unsharp masking, as a camera's or phone's processing sharpens (and with it, the noise)."""
+    return image + amount * (image - gaussian_blur(image, sigma))
+
+
+def real_grain_noise(
+    image: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    sigma_range: tuple[float, float] = GRAIN_SIGMA_RANGE,
+    jpeg_quality_range: tuple[int, int] = (30, 95),
+) -> torch.Tensor:
+    """A clean sRGB image with the noise real photos carry, drawn at random: in random order, some of
+    channel-correlated Gaussian noise, spatially correlated noise, Poisson (shot) noise and speckle, then
+    possibly the camera's sharpening, its noise reduction (a luminance or chroma blur), and one or two JPEG
+    passes. The pipeline's last steps (sharpening, noise reduction, JPEG) shape the grain, as they do in a camera.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from mirnet_hf.degradations import real_grain_noise
+    >>> clean = torch.full((3, 48, 48), 0.5)
+    >>> noisy = real_grain_noise(clean, torch.Generator().manual_seed(0))
+    >>> noisy.shape, bool((noisy - clean).abs().mean() > 0)
+    (torch.Size([3, 48, 48]), True)
+
+    ```
+    """
+    _check_image(image)
+    low, high = (math.log(max(value, 1e-3)) for value in sigma_range)
+
+    def sigma() -> float:  # log-uniform, 0-1 scale
+        return math.exp(_uniform(generator, low, high)) / 255
+
+    def gaussian(current: torch.Tensor) -> torch.Tensor:
+        return current + channel_correlated_noise(current.shape, sigma(), generator)
+
+    def correlated(current: torch.Tensor) -> torch.Tensor:
+        return current + spatially_correlated_noise(current.shape, sigma(), generator)
+
+    def poisson(current: torch.Tensor) -> torch.Tensor:
+        photons = 10 ** _uniform(generator, 2.0, 4.0)  # at full level: high ISO to base ISO
+        clipped = current.clamp(0, 1)
+        if torch.rand((), generator=generator).item() < 0.5:  # grey shot noise, on the luminance
+            luminance = (clipped * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(0, keepdim=True)
+            shot = torch.poisson(luminance * photons, generator=generator) / photons - luminance
+            return current + shot
+        return current + torch.poisson(clipped * photons, generator=generator) / photons - clipped
+
+    def speckle(current: torch.Tensor) -> torch.Tensor:
+        return current + current.clamp(0, 1) * channel_correlated_noise(current.shape, sigma(), generator)
+
+    kinds = [gaussian, correlated, poisson, speckle]
+    # Real grain is mostly coarser than a pixel (PolyU's noise: neighbour correlation 0.72 at 1 px, 0.45 at 2 px;
+    # benchmarks/noise_statistics.py), so the spatially correlated kind is the likeliest.
+    shares = [0.5, 0.8, 0.5, 0.3]
+    order = torch.randperm(len(kinds), generator=generator).tolist()
+    chosen = [kinds[index] for index in order if torch.rand((), generator=generator).item() < shares[index]]
+    noisy = image
+    for add in chosen or [kinds[order[0]]]:
+        noisy = add(noisy)
+    if torch.rand((), generator=generator).item() < 0.3:
+        noisy = sharpen(noisy, _uniform(generator, 0.3, 1.0), _uniform(generator, 0.8, 2.0))
+    if torch.rand((), generator=generator).item() < 0.5:  # in-camera noise reduction
+        if torch.rand((), generator=generator).item() < 0.5:
+            noisy = blur_chroma(noisy, _uniform(generator, 1.0, 3.0))
+        else:
+            noisy = gaussian_blur(noisy, _uniform(generator, 0.3, 0.7))
+    passes = int(torch.randint(3, (), generator=generator))  # none, one or two JPEG passes
+    for _ in range(passes):
+        noisy = jpeg_roundtrip(noisy, round(_uniform(generator, *jpeg_quality_range)))
+    return noisy
+
+
 @dataclass
 class Degradation:
     """How clean images are degraded for one task. Ranges are drawn uniformly per image; set both ends equal
@@ -344,6 +455,8 @@ class Degradation:
     camera_probability: float = 0.0
     shot_noise_range: tuple[float, float] = SHOT_NOISE_RANGE
     chroma_blur_range: tuple[float, float] = (0.0, 0.0)
+    grain_probability: float = 0.0  # share of `real_grain_noise`
+    grain_sigma_range: tuple[float, float] = GRAIN_SIGMA_RANGE
     # super-resolution
     scales: tuple[int, ...] = (2,)
     blur_probability: float = 0.0
@@ -377,17 +490,20 @@ class Degradation:
         self.scales = tuple(int(scale) for scale in self.scales)
         if not self.scales or any(scale not in (2, 3, 4) for scale in self.scales):
             raise ValueError(f"scales={self.scales!r} is not valid; use one or more of 2, 3, 4.")
-        if self.poisson_probability + self.camera_probability > 1:
+        if self.poisson_probability + self.camera_probability + self.grain_probability > 1:
             raise ValueError(
-                f"poisson_probability={self.poisson_probability!r} and camera_probability="
-                f"{self.camera_probability!r} are not valid together; their sum must be at most 1."
+                f"poisson_probability={self.poisson_probability!r}, camera_probability={self.camera_probability!r} "
+                f"and grain_probability={self.grain_probability!r} are not valid together; their sum must be at "
+                "most 1."
             )
         for name in ("shot_noise_range", "low_light_shot_noise_range"):
             if getattr(self, name)[0] <= 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not valid; its low end must be above 0.")
         if not 0 <= self.color_cast < 1:
             raise ValueError(f"color_cast={self.color_cast!r} is not valid; it must be in [0, 1).")
-        for name in ("poisson_probability", "camera_probability", "blur_probability", "jpeg_probability"):
+        for name in (
+            "poisson_probability", "camera_probability", "grain_probability", "blur_probability", "jpeg_probability"
+        ):  # fmt: skip
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not valid; it must be in [0, 1].")
 
@@ -414,6 +530,9 @@ class Degradation:
                 return camera_pipeline_noise(
                     clean, generator, shot_range=self.shot_noise_range, jpeg_quality=quality, chroma_blur=chroma
                 )
+            # Below the camera share at the top of [0, 1): the other kinds' draws stay as they were without it.
+            if choice >= 1 - self.camera_probability - self.grain_probability:
+                return real_grain_noise(clean, generator, sigma_range=self.grain_sigma_range)
             if choice < self.poisson_probability:
                 photons = math.exp(_uniform(generator, *map(math.log, self.photons_range)))
                 return add_poisson_gaussian_noise(clean, photons, sigma / 4, generator)
@@ -456,6 +575,13 @@ class Degradation:
                     f", camera-pipeline noise (shot gain {self.shot_noise_range[0]:g}-{self.shot_noise_range[1]:g}"
                     f", chroma denoising {self.chroma_blur_range[0]:g}-{self.chroma_blur_range[1]:g} px"
                     f", JPEG for {self.jpeg_probability:.0%}) for {self.camera_probability:.0%}"
+                )
+            if self.grain_probability:
+                low, high = self.grain_sigma_range
+                text += (
+                    f", real grain (correlated, channel-correlated, Poisson and speckle noise of sigma "
+                    f"{low:g}-{high:g} in random order, sharpening, noise reduction, JPEG) for "
+                    f"{self.grain_probability:.0%}"
                 )
             return text
         if rescales(self.task):
@@ -533,6 +659,9 @@ def evaluation_degradation(task: str, level: float) -> Degradation:
 
 
 __all__ = [
+    "real_grain_noise",
+    "channel_correlated_noise",
+    "spatially_correlated_noise",
     "TASKS",
     "Degradation",
     "evaluation_degradation",

@@ -247,3 +247,36 @@ def test_chroma_denoising_leaves_mostly_luminance_noise_as_in_real_photos():
     luma = torch.tensor([0.299, 0.587, 0.114])[:, None, None]
     noisy = grey + plain
     assert torch.allclose((blur_chroma(noisy, 2.0) * luma).sum(0), (noisy * luma).sum(0), atol=1e-5)
+
+
+def test_real_grain_is_coarser_than_a_pixel_colour_correlated_and_reproducible():
+    import numpy as np
+    from PIL import Image
+
+    from conftest import DATASETS
+    from mirnet_hf.degradations import channel_correlated_noise, real_grain_noise, spatially_correlated_noise
+
+    generator = torch.Generator().manual_seed(0)
+    grain = spatially_correlated_noise((3, 128, 128), 0.05, generator)
+    assert abs(float(grain.std()) - 0.05) < 1e-4
+    neighbours = float(torch.corrcoef(torch.stack([grain[:, :, 1:].flatten(), grain[:, :, :-1].flatten()]))[0, 1])
+    assert neighbours > 0.5  # white noise: about 0
+    mixed = [channel_correlated_noise((3, 64, 64), 0.1, torch.Generator().manual_seed(seed)) for seed in range(6)]
+    assert all(abs(float(noise.std()) - 0.1) < 0.02 for noise in mixed)
+    photo = np.asarray(Image.open(sorted((DATASETS / "CBSD432").glob("*.jpg"))[0]).convert("RGB"), np.float32)
+    clean = torch.from_numpy(photo[:96, :96] / 255).permute(2, 0, 1)
+    first = real_grain_noise(clean, torch.Generator().manual_seed(3))
+    assert torch.equal(first, real_grain_noise(clean, torch.Generator().manual_seed(3)))
+    residual = (first - clean).abs().mean() * 255
+    assert 0.5 < float(residual) < 60
+
+
+def test_the_grain_share_is_drawn_and_checked_with_the_others():
+    from mirnet_hf.degradations import Degradation
+
+    clean = torch.full((3, 32, 32), 0.5)
+    grain_only = Degradation("denoising", grain_probability=1.0, sigma_range=(0, 0))
+    assert float((grain_only.apply(clean, torch.Generator().manual_seed(1)) - clean).abs().max()) > 0
+    assert "real grain" in grain_only.describe()
+    with pytest.raises(ValueError, match="grain_probability=0.5 are not valid together; their sum must be at most 1"):
+        Degradation("denoising", camera_probability=0.6, grain_probability=0.5)

@@ -82,6 +82,15 @@ class TrainingArguments:
         default_factory=lambda: list(SHOT_NOISE_RANGE),
         metadata=_help("Raw shot-noise gain of the camera pipeline (log-uniform; read noise follows it)."),
     )
+    grain_probability: float = field(
+        default=0.0,
+        metadata=_help(
+            "Share of real-grain noise (correlated, channel-correlated, Poisson, speckle; sharpening, NR, JPEG)."
+        ),
+    )
+    grain_sigma_range: list[float] = field(
+        default_factory=lambda: [2.0, 40.0], metadata=_help("Real grain: each component's sigma (0-255, log-uniform).")
+    )
     scales: list[int] = field(default_factory=lambda: [2], metadata=_help("Super-resolution scales (2, 3, 4)."))
     blur_probability: float = 0.0
     chroma_blur_range: list[float] = field(
