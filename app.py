@@ -78,6 +78,15 @@ def task_tab(task: str, cache: ModelCache) -> None:
                         label="Self-ensemble: average 8 mirrored/rotated restorations (8x the time, a little better)",
                         elem_id=f"{task}-self-ensemble",
                     )
+                    strength = gr.Slider(
+                        0,
+                        2,
+                        value=1,
+                        step=0.1,
+                        label="Strength: 1 automatic; lower keeps some grain; higher removes more (a second pass)",
+                        visible=task == "denoising",
+                        elem_id=f"{task}-strength",
+                    )
                     choices = settings.models[task]
                     if REGISTRY[task].scale_checkpoints:
                         choices = [("auto: the model shipped for the scale", AUTO_MODEL), *choices]
@@ -104,6 +113,7 @@ def task_tab(task: str, cache: ModelCache) -> None:
             precision_value,
             model_value,
             ensemble_value=False,
+            strength_value=1.0,
             progress=gr.Progress(),  # noqa: B008 (Gradio's API)
         ):
             try:
@@ -116,6 +126,7 @@ def task_tab(task: str, cache: ModelCache) -> None:
                     tile_size=tile_value,
                     precision=precision_value,
                     self_ensemble=ensemble_value,
+                    strength=strength_value,
                     progress=progress,
                     cancelled=request_cancelled,
                 )
@@ -125,7 +136,7 @@ def task_tab(task: str, cache: ModelCache) -> None:
 
         run.click(
             restore,
-            inputs=[upload, scale, tile, precision, model, self_ensemble],
+            inputs=[upload, scale, tile, precision, model, self_ensemble, strength],
             outputs=[slider, download, info],
             api_name=REGISTRY[task].api_name,
             # One queue for all tasks and the API: MIRNET_CONCURRENCY restorations at once in the whole app.

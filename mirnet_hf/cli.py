@@ -116,6 +116,7 @@ def _restore(args: argparse.Namespace) -> int:
             max_pixels=args.max_pixels or None,
             backend=args.backend,
             self_ensemble=args.self_ensemble,
+            strength=args.strength,
         )
     except (OSError, ValueError, TypeError, ImportError) as error:
         print(f"mirnet-hf restore: error: cannot load the model {args.model!r}: {error}", file=sys.stderr)
@@ -300,6 +301,13 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--quiet", action="store_true", help="no progress bars or per-file lines")
     restore.add_argument("--scale", type=int, help="super-resolution scale (default: the model's)")
     restore.add_argument("--self-ensemble", action="store_true", help=SELF_ENSEMBLE_HELP)
+    restore.add_argument(
+        "--strength",
+        type=float,
+        default=1.0,
+        help="denoising strength, 0 to 2: 1 the model's own (blind); below 1 gentler (keeps some grain), above 1 "
+        "stronger (a second pass over the result)",
+    )
     restore.set_defaults(handler=_restore)
 
     evaluate = commands.add_parser(

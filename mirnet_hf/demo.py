@@ -36,6 +36,7 @@ from .hub import DEFAULT_MAX_MODEL_MB, HubModelRefused, check_hub_model
 from .image_io import ImageLimitError, LoadedImage, check_pixels, image_size, read_image, write_image
 from .inference import (
     BACKENDS,
+    MAX_STRENGTH,
     MIRNetRestorer,
     cpu_has_native_bfloat16,
     pil_pixel_limit,
@@ -290,7 +291,13 @@ class ModelCache:
         return chosen
 
     def restorer(
-        self, task: str, name: str, tile_size: int | None, precision: str, self_ensemble: bool = False
+        self,
+        task: str,
+        name: str,
+        tile_size: int | None,
+        precision: str,
+        self_ensemble: bool = False,
+        strength: float = 1.0,
     ) -> MIRNetRestorer:
         name = self.check_choice(task, name)
         if self.settings.backend == "auto" and (tile_size is None or tile_size > LARGEST_ONNX_TILE):
@@ -300,7 +307,7 @@ class ModelCache:
             backend = "pytorch"
         else:
             backend = self.backend(precision, name)
-        key = (name, tile_size, precision, backend, self_ensemble)
+        key = (name, tile_size, precision, backend, self_ensemble, strength)
         with self._lock:
             if key in self._restorers:
                 self._restorers.move_to_end(key)
@@ -312,6 +319,7 @@ class ModelCache:
             tile_size=tile_size,
             max_pixels=self.settings.max_pixels,
             self_ensemble=self_ensemble,
+            strength=strength,
         )
         try:
             restorer = MIRNetRestorer(model, backend=backend, **settings)
@@ -436,6 +444,7 @@ def restore_upload(
     tile_size: int | None = None,
     precision: str = "auto",
     self_ensemble: bool = False,
+    strength: float = 1.0,
     progress=None,
     cancelled: Callable[[], bool] | None = None,
 ) -> RestoreResult:
@@ -448,6 +457,15 @@ def restore_upload(
     work stops (`RestorationCancelled`)."""
     if task not in TASK_LABELS:
         raise AppError(f"task {task!r} is not served; valid: {', '.join(TASK_LABELS)}.")
+    try:
+        strength = 1.0 if strength is None else float(strength)
+    except (TypeError, ValueError):
+        raise AppError(f"strength {strength!r} is not a number; use 0 to {MAX_STRENGTH:g} (1: automatic).") from None
+    if not 0 <= strength <= MAX_STRENGTH or (task != "denoising" and strength != 1):
+        raise AppError(
+            f"strength {strength:g} is not valid here; denoising takes 0 to {MAX_STRENGTH:g} (1: automatic), "
+            "the other tasks 1."
+        )
     scale = int(scale) if rescales(task) else 1
     if scale not in (1, 2, 3, 4):
         raise AppError(f"scale x{scale} is not offered; choose x2, x3 or x4.")
@@ -464,7 +482,7 @@ def restore_upload(
         tile = REGISTRY[task].tile_size
         notes.append(f"tiled: whole-image mode is for up to {cache.settings.whole_image_max_pixels / 1e6:g} MP")
     model_name = cache.check_choice(task, model_name, scale if rescales(task) else None)
-    restorer = cache.restorer(task, model_name, tile, precision, bool(self_ensemble))
+    restorer = cache.restorer(task, model_name, tile, precision, bool(self_ensemble), strength)
 
     def stop_if_cancelled() -> None:
         if cancelled is not None and cancelled():
@@ -495,7 +513,8 @@ def restore_upload(
     message = (
         f"Restored {width}x{height} → {after.width}x{after.height} in **{seconds:.2f} s** "
         f"({stats.tiles} tile{'s' if stats.tiles != 1 else ''}"
-        f"{', self-ensemble x8' if restorer.self_ensemble else ''}, {restorer.precision}, "
+        f"{', self-ensemble x8' if restorer.self_ensemble else ''}"
+        f"{f', strength {restorer.strength:g}' if restorer.strength != 1 else ''}, {restorer.precision}, "
         f"{restorer.device.type}, {restorer.backend}; model `{model_name}`)."
         + "".join(f" Note: {note}." for note in notes)
     )

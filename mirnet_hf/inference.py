@@ -43,6 +43,7 @@ BACKENDS = ("pytorch", "onnxruntime")
 DEFAULT_TILE_SIZE = 256
 DEFAULT_TILE_OVERLAP = 8
 DEFAULT_MAX_PIXELS = 64_000_000
+MAX_STRENGTH = 2.0  # denoising strength: 0 (the input) to 2 (a second pass over the result)
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -241,6 +242,10 @@ class MIRNetRestorer:
             compute, for a measured gain of a few hundredths to a few tenths of a dB (README, "Self-ensemble").
             A network is not exactly symmetric, so its errors differ between the versions and partly average
             out.
+        strength: how hard to denoise, for denoising models: 1 (default) is the model's own blind estimate;
+            below 1 keeps part of the noise (the restoration blended with the input: 0.5 removes half of what the
+            model would); above 1, up to 2, runs the model again on its own result and blends towards that
+            second pass (stronger never leaves more noise than weaker). Any other task takes 1 only.
         backend: `"pytorch"` (default) or `"onnxruntime"` (the `onnx` extra; float32 on the CPU or CUDA):
             runs the model's ONNX graph, from `onnx/model.onnx` in its folder when that matches its
             weights, else exported once into a cache. Tiling, blending, progress and limits are the same.
@@ -276,6 +281,7 @@ class MIRNetRestorer:
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         backend: str = "pytorch",
         self_ensemble: bool = False,
+        strength: float = 1.0,
     ):
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r} is not valid; use one of {BACKENDS}.")
@@ -295,6 +301,9 @@ class MIRNetRestorer:
         if not isinstance(self_ensemble, bool):
             raise ValueError(f"self_ensemble={self_ensemble!r} is not valid; it must be True or False.")
         self.self_ensemble = self_ensemble
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 <= strength <= MAX_STRENGTH:
+            raise ValueError(f"strength={strength!r} is not valid; it must be a number from 0 to {MAX_STRENGTH:g}.")
+        self.strength = float(strength)
         if backend == "onnxruntime":
             if self.precision != "float32":
                 raise ValueError(
@@ -313,6 +322,10 @@ class MIRNetRestorer:
         if not isinstance(model, MIRNetForImageRestoration):
             raise TypeError(
                 f"model must be a MIRNetForImageRestoration or a folder/Hub id, got {type(model).__name__}."
+            )
+        if self.strength != 1 and model.config.task != "denoising":
+            raise ValueError(
+                f"strength={strength!r} is for denoising models; this one is a {model.config.task} model (use 1)."
             )
         self.processor = processor or MIRNetImageProcessor.for_config(model.config)
         if self.tile_size == "auto":
@@ -426,6 +439,19 @@ class MIRNetRestorer:
         self.stats.seconds = time.perf_counter() - started
         return accumulated.div_(weights)
 
+    def restore_with_strength(
+        self, pixel_values: torch.Tensor, progress: ProgressCallback | None = None
+    ) -> torch.Tensor:
+        """`restore_tensor` at the restorer's `strength`: blended with the input below 1, blended towards a second
+        pass over the result above 1 (both passes report their tiles to `progress`)."""
+        restored = self.restore_tensor(pixel_values, progress=progress)
+        if self.strength < 1:
+            return pixel_values + self.strength * (restored - pixel_values)
+        if self.strength > 1:
+            again = self.restore_tensor(restored.clamp(0, 1), progress=progress)
+            return restored + (self.strength - 1) * (again - restored)
+        return restored
+
     def _timed_forward(self, batch: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
         key = (batch.shape[0], *shape)
         first_time = self.compiled and key not in self.stats.compiled_shapes
@@ -464,7 +490,7 @@ class MIRNetRestorer:
             rgb, info = to_rgb_array(image)
         pixel_values = self.processor(images=rgb, return_tensors="pt", size_divisor=1, upscale=upscale)
         del rgb
-        reconstruction = self.restore_tensor(pixel_values["pixel_values"], progress=progress)
+        reconstruction = self.restore_with_strength(pixel_values["pixel_values"], progress=progress)
         del pixel_values
         return self.processor.post_process(reconstruction, original_images=[info], upscale=upscale)[0]
 
@@ -531,6 +557,7 @@ def restore(
 
 __all__ = [
     "BACKENDS",
+    "MAX_STRENGTH",
     "MIRNetRestorer",
     "check_tile_settings",
     "restore",

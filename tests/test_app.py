@@ -68,13 +68,14 @@ def client(url):
     return Client(url, verbose=False)
 
 
-def predict(url, task, path, scale=2, model="", *self_ensemble):
-    """`self_ensemble` (True or False) may be left out, as older API clients do."""
+def predict(url, task, path, scale=2, model="", *optional):
+    """`optional`: self-ensemble (True or False), then the denoising strength; either may be left out, as older API
+    clients do."""
     from gradio_client import handle_file
 
     api_name, _, _ = TASKS[task]
     args = [handle_file(str(path)), scale, 256, "auto"]
-    return client(url).predict(*args, model or None, *self_ensemble, api_name=api_name)
+    return client(url).predict(*args, model or None, *optional, api_name=api_name)
 
 
 @pytest.mark.parametrize("task", list(TASKS))
@@ -93,6 +94,11 @@ def test_each_task_through_gradio_client(server, task):
     if task == "denoising":
         *_, ensemble_message = predict(server, task, example, 2, "", True)
         assert "self-ensemble x8" in ensemble_message and "self-ensemble" not in message
+        # The strength, through the API: gentler keeps more of the input's noise than stronger.
+        results = {value: predict(server, task, example, 2, "", False, value) for value in (0.5, 1.5)}
+        assert all(f"strength {value:g}" in results[value][2] for value in results) and "strength" not in message
+        gentle, strong = (np.asarray(Image.open(results[value][1]).convert("RGB"), np.float32) for value in results)
+        assert np.abs(gentle - source).mean() < np.abs(strong - source).mean()
 
 
 def test_eight_simultaneous_requests_all_succeed(server):
