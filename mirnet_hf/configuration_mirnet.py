@@ -27,9 +27,11 @@ BODY_STRIDES = (1, 2, 4)
 # these, with the same weights, compute the same function.
 ARCHITECTURE_FIELDS = (
     "version", "num_channels", "num_channels_out", "num_features", "num_rrg", "num_mrb", "num_streams",
-    "num_columns", "channel_factor", "reduction", "rrg_groups", "global_skip", "size_multiple", "body_stride",
-    "upsampler", "model_upscale",
+    "num_columns", "channel_factor", "reduction", "rrg_groups", "global_skip", "size_multiple",
 )  # fmt: skip
+# They shape it too, but only away from the authors' layout: weights fingerprints (export.weights_fingerprint) take
+# them only there, so the fingerprints of every model made before these settings existed stay what they were.
+RESAMPLING_FIELDS = ("body_stride", "upsampler", "model_upscale")
 
 # The paper's hyperparameters per version, used where a field is left at None.
 _VERSION_DEFAULTS = {

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .configuration_mirnet import ARCHITECTURE_FIELDS, MIRNetConfig
+from .configuration_mirnet import ARCHITECTURE_FIELDS, RESAMPLING_FIELDS, MIRNetConfig
 from .convert_mirnet_checkpoint import map_official_key
 from .modeling_mirnet import MIRNetForImageRestoration, _blur_kernel
 from .tasks import rescales
@@ -57,6 +57,8 @@ def weights_fingerprint(model: MIRNetForImageRestoration) -> str:
     ```
     """
     architecture = {name: getattr(model.config, name) for name in ARCHITECTURE_FIELDS}
+    if not model.config.follows_authors_layout:
+        architecture.update({name: getattr(model.config, name) for name in RESAMPLING_FIELDS})
     digest = hashlib.sha256(json.dumps(architecture, sort_keys=True).encode())
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())

@@ -418,6 +418,8 @@ class MIRNetPreTrainedModel(PreTrainedModel):
     main_input_name = "pixel_values"
     input_modalities = ("image",)
     supports_gradient_checkpointing = True
+    # Checkpoint weights a class leaves out by design (the feature extractor loaded from a full model: its head).
+    _head_weights: tuple[str, ...] = ()
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -456,7 +458,10 @@ class MIRNetPreTrainedModel(PreTrainedModel):
         )
         if allow_mismatched:
             info = {**info, "mismatched_keys": set()}
-        _check_loaded_weights(pretrained_model_name_or_path, info, allow_unexpected_keys)
+        unexpected = {key for key in info["unexpected_keys"] if not key.startswith(cls._head_weights)}
+        _check_loaded_weights(
+            pretrained_model_name_or_path, {**info, "unexpected_keys": unexpected}, allow_unexpected_keys
+        )
         with torch.no_grad():
             for tensor in [*model.parameters(), *model.buffers()]:
                 if tensor.device.type == "cpu" and tensor.data_ptr() % 64:
@@ -524,6 +529,8 @@ class MIRNetModel(MIRNetPreTrainedModel):
 
     ```
     """
+
+    _head_weights = ("conv_out.",)  # the restoration head of MIRNetForImageRestoration checkpoints
 
     def __init__(self, config: MIRNetConfig):
         super().__init__(config)
