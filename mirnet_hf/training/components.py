@@ -4,6 +4,7 @@ makes its inputs, the optimiser and schedule, and the weight average."""
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import platform
@@ -80,7 +81,8 @@ def build_model(args: TrainingArguments) -> MIRNetForImageRestoration:
     if args.config_name in PRESETS:
         settings = dict(PRESETS[args.config_name])
     elif Path(args.config_name).is_file():
-        settings = MIRNetConfig.from_json_file(args.config_name).to_dict()
+        # Read as settings, not as a configuration: it may leave the task and scale to the flags.
+        settings = json.loads(Path(args.config_name).read_text())
     else:
         raise ValueError(f"--config_name {args.config_name!r} is neither a preset ({', '.join(PRESETS)}) nor a file.")
     if args.task:
