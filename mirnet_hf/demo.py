@@ -17,7 +17,6 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import re
 import shutil
 import socket
 import tempfile
@@ -32,7 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from .hub import DEFAULT_MAX_MODEL_MB, HubModelRefused, check_hub_model
+from .hub import DEFAULT_MAX_MODEL_MB, HubModelRefused, check_hub_model, looks_like_hub_id
 from .image_io import ImageLimitError, LoadedImage, check_pixels, image_size, read_image, write_image
 from .inference import (
     BACKENDS,
@@ -58,7 +57,6 @@ AUTO_MODEL = "auto"
 ENVIRONMENT_MODELS = {task: REGISTRY[task].environment_variable for task in SERVED_TASKS}
 # The largest tile the app's automatic backend choice gives to ONNX Runtime (the tasks' tiles are 256 and 512).
 LARGEST_ONNX_TILE = 512
-HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 PREVIEW_SIDE = 1600  # the comparison slider shows at most this many pixels a side; the download is full size
 RESULTS_DIR = Path(tempfile.gettempdir()) / "mirnet-app-results"
 NAME_ECHO = 80  # characters of a user-typed model name repeated in messages
@@ -211,7 +209,7 @@ class ModelCache:
             return shipped if shipped in configured else configured[0]
         if name in configured:
             return name
-        if self.settings.allow_hub_models and HUB_ID.match(name) and ".." not in name and not Path(name).exists():
+        if self.settings.allow_hub_models and looks_like_hub_id(name):
             return name
         allowed = "one of the listed models" + (
             " or a Hub id like owner/name" if self.settings.allow_hub_models else ""
