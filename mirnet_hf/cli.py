@@ -199,7 +199,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     task = args.task or restorer.config.task
     count = min(len(dataset), args.max_images or len(dataset))
     levels = None if columns.paired else args.level
-    total = count * (1 if columns.paired else len(levels or default_levels(task, restorer.config.upscale)))
+    grain = args.real_grain and not columns.paired
+    if grain and task != "denoising":
+        print(f"mirnet-hf evaluate: error: --real-grain is a denoising setting, not {task}", file=sys.stderr)
+        return 2
+    total = count * (1 if columns.paired else len(levels or default_levels(task, restorer.config.upscale)) + grain)
     name = Path(str(args.dataset_name)).name or str(args.dataset_name)
     try:
         with tqdm(total=total, desc="evaluating", unit="image", disable=args.quiet) as bar:
@@ -213,6 +217,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                 max_images=args.max_images,
                 name=name,
                 progress=lambda done: bar.update(1),
+                real_grain=grain,
             )
     except (OSError, ValueError) as error:
         print(f"mirnet-hf evaluate: error: {error}", file=sys.stderr)
@@ -323,6 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="train")
     evaluate.add_argument("--task", choices=TASKS, help="default: the model's")
     evaluate.add_argument("--level", type=float, nargs="+", help="degradation levels for clean data")
+    evaluate.add_argument(
+        "--real-grain",
+        action="store_true",
+        help="denoising: one more row on real-like grain (the training data's synthetic camera grain, fixed seeds)",
+    )
     evaluate.add_argument("--data_kind", choices=("auto", "paired", "clean"), default="auto")
     evaluate.add_argument("--input_column", default=None)
     evaluate.add_argument("--target_column", default=None)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .data import Columns, align_pair, decode_image, to_tensor, undecoded
-from .degradations import evaluation_degradation
+from .degradations import evaluation_degradation, real_grain_noise
 from .image_ops import downscale_bicubic, quantize, upsample_bicubic
 from .tasks import SYNTHETIC_TASKS, get_task, rescales
 
@@ -82,9 +82,25 @@ def _array(tensor: torch.Tensor) -> np.ndarray:
     return tensor.permute(1, 2, 0).numpy()
 
 
-def degrade_for_evaluation(clean: np.ndarray, task: str, level: float, seed: int, name: str = "") -> EvaluationPair:
-    """The fixed-seed evaluation pair of a clean image (see `evaluation_degradation` for the levels)."""
+REAL_GRAIN = "real grain"  # the label of denoising's real-like noise setting (`real_grain=True`)
+
+
+def degrade_for_evaluation(
+    clean: np.ndarray, task: str, level: float | None, seed: int, name: str = "", *, real_grain: bool = False
+) -> EvaluationPair:
+    """The fixed-seed evaluation pair of a clean image (see `evaluation_degradation` for the levels).
+
+    With `real_grain` (denoising only; `level` is then ignored) the noise is the training data's real-like grain
+    (`degradations.real_grain_noise`: correlated, channel-correlated, Poisson and speckle noise, sharpening,
+    in-camera noise reduction, JPEG), drawn with the image's seed: the validation of real photos' kind of noise
+    on images the model never trained on, where real noisy photos have no clean reference.
+    """
     clean_tensor = to_tensor(clean)
+    if real_grain:
+        if task != "denoising":
+            raise ValueError(f"real_grain=True is a denoising setting; task={task!r} takes levels only.")
+        noisy = _array(quantize(real_grain_noise(clean_tensor, torch.Generator().manual_seed(seed))))
+        return EvaluationPair(name, noisy, clean, noisy)
     if task == "super-resolution":
         scale = int(level)
         height, width = (clean.shape[0] // scale) * scale, (clean.shape[1] // scale) * scale
@@ -105,9 +121,11 @@ def evaluation_pairs(
     *,
     seed: int = 0,
     max_images: int | None = None,
+    real_grain: bool = False,
 ) -> Iterator[EvaluationPair]:
-    """Evaluation pairs from a data set: paired columns as they are, clean-only images degraded at `level` with
-    a seed per image (`seed` + index), so every run and every method sees the same inputs."""
+    """Evaluation pairs from a data set: paired columns as they are, clean-only images degraded at `level` (or
+    with real-like grain, `real_grain`) with a seed per image (`seed` + index), so every run and every method
+    sees the same inputs."""
     dataset = undecoded(dataset, columns)
     for index, example in enumerate(dataset):
         if max_images is not None and index >= max_images:
@@ -117,9 +135,9 @@ def evaluation_pairs(
         name = str(name).rsplit("/", 1)[-1] if name else f"#{index}"
         target = decode_image(cell)
         if not columns.paired:
-            if task is None or level is None:
+            if task is None or (level is None and not real_grain):
                 raise ValueError("clean-only data needs a task and a level to degrade it for evaluation.")
-            yield degrade_for_evaluation(target, task, level, seed + index, name)
+            yield degrade_for_evaluation(target, task, level, seed + index, name, real_grain=real_grain)
             continue
         source = decode_image(example[columns.input])
         scale = target.shape[0] // source.shape[0] if source.shape[0] else 1
@@ -228,9 +246,11 @@ def evaluate_dataset(
     max_images: int | None = None,
     name: str = "data",
     progress: Callable[[int], None] | None = None,
+    real_grain: bool = False,
 ) -> list[tuple[str, EvaluationResult]]:
     """Evaluates a `MIRNetRestorer` on a data set: one result per level for clean-only data (fixed-seed
-    degradations), one for paired data. Super-resolution uses the Y channel with the border cropped."""
+    degradations), and with `real_grain` one more on real-like grain (denoising); one for paired data.
+    Super-resolution uses the Y channel with the border cropped."""
 
     def restore(image: np.ndarray, scale: int) -> np.ndarray:
         return restorer(image, upscale=scale if rescales(task) else None)
@@ -244,6 +264,9 @@ def evaluate_dataset(
         pairs = evaluation_pairs(dataset, columns, task, level, seed=seed, max_images=max_images)
         result = evaluate(restore, pairs, y_channel=y_channel, progress=progress)
         results.append((f"{name} ({level_label(task, level)})", result))
+    if real_grain:
+        pairs = evaluation_pairs(dataset, columns, task, seed=seed, max_images=max_images, real_grain=True)
+        results.append((f"{name} ({REAL_GRAIN})", evaluate(restore, pairs, y_channel=y_channel, progress=progress)))
     return results
 
 
@@ -263,6 +286,7 @@ def format_table(rows: list[tuple[str, EvaluationResult]], label: str = "set") -
 
 
 __all__ = [
+    "REAL_GRAIN",
     "image_metrics",
     "EvaluationPair",
     "EvaluationResult",

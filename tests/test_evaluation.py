@@ -82,6 +82,25 @@ def test_evaluate_command_prints_input_and_model_figures(tmp_path, denoiser_fold
     assert float(rows[0][1]) == 2
 
 
+def test_real_grain_evaluation_is_its_own_row_with_the_same_inputs_each_run(tmp_path, denoiser_folder, capsys):
+    from mirnet_hf.evaluation import degrade_for_evaluation, image_metrics
+
+    folder = make_image_folder(tmp_path / "kodak", photo_crops(2, size=(96, 96), offset=40))
+    command = ["evaluate", "--model", str(denoiser_folder), "--dataset_name", str(folder), "--quiet"]
+    assert main([*command, "--level", "25", "--real-grain"]) == 0
+    output = capsys.readouterr().out
+    lines = [line for line in output.splitlines() if line.startswith("| kodak")]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    assert [row[0] for row in rows] == ["kodak (sigma 25)", "kodak (real grain)"]
+    assert rows[0][2] != rows[1][2]  # another noise than sigma 25's
+    clean = np.asarray(photo_crops(1, size=(96, 96))[0], dtype=np.float32) / 255
+    first, again = (degrade_for_evaluation(clean, "denoising", None, seed=3, real_grain=True) for _ in range(2))
+    np.testing.assert_array_equal(first.input, again.input)  # fixed seeds: every run and method sees these inputs
+    assert image_metrics(first.input, clean)[0] < 45  # and it is noisy
+    with pytest.raises(ValueError, match="real_grain=True is a denoising setting; task='super-resolution'"):
+        degrade_for_evaluation(clean, "super-resolution", 2, seed=3, real_grain=True)
+
+
 def test_evaluate_command_errors(tmp_path, denoiser_folder, capsys):
     folder = make_image_folder(tmp_path / "data", photo_crops(1))
     assert main(["evaluate", "--model", str(tmp_path / "missing"), "--dataset_name", str(folder)]) == 2

@@ -504,6 +504,7 @@ def test_validation_at_extra_levels_logs_each_level(tmp_path, data):
         "--validation_split": "train",
         "--validation_level": "25",
         "--extra_validation_levels": ["10", "50"],
+        "--validate_real_grain": "true",
         "--validation_steps": "2",
     }
     finished = run(base_args(data, output, steps=2, **extra))
@@ -514,6 +515,7 @@ def test_validation_at_extra_levels_logs_each_level(tmp_path, data):
     assert inputs == sorted(inputs, reverse=True), inputs  # noisier inputs, lower PSNR: each level is its own
     assert {"validation/psnr", "validation/sigma 10/psnr", "validation/sigma 50/psnr"} <= set(validation)
     assert "(sigma 50)" in finished.stderr  # the logged table lists every level
+    assert "(real grain)" in finished.stderr and validation["validation/real grain/input_psnr"] not in inputs
 
 
 def test_a_model_fine_tuned_to_another_scale_records_that_scale(tmp_path):

@@ -72,6 +72,13 @@ class TrainingArguments:
     extra_validation_levels: list[float] = field(
         default_factory=list, metadata=_help("More levels to validate clean data at, each logged on its own.")
     )
+    validate_real_grain: bool = field(
+        default=False,
+        metadata=_help(
+            "Denoising: also validate on real-like grain (degradations.real_grain_noise, a fixed seed per image), "
+            "logged as validation/real grain/psnr."
+        ),
+    )
     max_validation_images: int = 8
     num_validation_samples: int = field(default=2, metadata=_help("Sample images logged per validation."))
     # --- synthetic degradations (clean-only data)

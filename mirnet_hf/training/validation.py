@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import load_image_dataset, resolve_columns
-from ..evaluation import EvaluationResult, evaluate, evaluation_pairs, format_table, level_label
+from ..evaluation import REAL_GRAIN, EvaluationResult, evaluate, evaluation_pairs, format_table, level_label
 from ..tasks import get_task, rescales
 from .arguments import TrainingArguments
 
@@ -75,7 +75,8 @@ class Validator:
 
     Clean data is degraded at `--validation_level` (logged as `validation/psnr`, the curve model cards plot)
     and at each of `--extra_validation_levels` (logged as `validation/<setting>/psnr`, e.g.
-    `validation/exposure 0.2/psnr`), so one run shows how every level it serves moves.
+    `validation/exposure 0.2/psnr`), so one run shows how every level it serves moves; a denoising run with
+    `--validate_real_grain` is also measured on real-like grain (`validation/real grain/psnr`).
     """
 
     def __init__(self, args: TrainingArguments, task: str, device, log: MetricLog):
@@ -90,6 +91,8 @@ class Validator:
             if not columns.paired:
                 levels[0] = levels[0] if levels[0] is not None else default_validation_level(task, args.scales)
                 levels += [level for level in args.extra_validation_levels if level != levels[0]]
+                if args.validate_real_grain and task == "denoising":
+                    levels.append(REAL_GRAIN)
             self.data = (dataset, columns, levels)
         self.last: list[tuple[str, EvaluationResult]] = []
         self.last_step = -1
@@ -114,11 +117,22 @@ class Validator:
         super_resolution = rescales(self.task)
         results = []
         for index, level in enumerate(levels):
+            grain = level == REAL_GRAIN
             pairs = list(
-                evaluation_pairs(dataset, columns, self.task, level, max_images=self.args.max_validation_images)
+                evaluation_pairs(
+                    dataset,
+                    columns,
+                    self.task,
+                    None if grain else level,
+                    max_images=self.args.max_validation_images,
+                    real_grain=grain,
+                )
             )
             result = evaluate(restore, pairs, y_channel=super_resolution)  # samples: the first level's
-            setting = level_label(self.task, pairs[0].scale if pairs and super_resolution else level)
+            if grain:
+                setting = REAL_GRAIN
+            else:
+                setting = level_label(self.task, pairs[0].scale if pairs and super_resolution else level)
             prefix = "validation/" if index == 0 else f"validation/{setting}/"
             values = {"psnr": result.psnr, "ssim": result.ssim}
             values.update({"input_psnr": result.baseline_psnr, "input_ssim": result.baseline_ssim})
