@@ -125,3 +125,6 @@ def test_super_resolution_evaluation_on_clean_images_uses_bicubic_as_the_baselin
     bicubic = upsample_bicubic(low, 2).permute(1, 2, 0).numpy()
     expected, _ = image_metrics(bicubic, clean.permute(1, 2, 0).numpy(), y_channel=True, crop_border=2)
     assert input_psnr == pytest.approx(expected, abs=0.006)
+    command = ["evaluate", "--model", str(converted_sr), "--dataset_name", str(folder), "--real-grain", "--quiet"]
+    assert main(command) == 2
+    assert "--real-grain is a denoising setting, not super-resolution" in capsys.readouterr().err
