@@ -34,7 +34,7 @@ import torch
 from PIL import Image
 
 from mirnet_hf.degradations import upsample_bicubic
-from mirnet_hf.evaluation import EvaluationPair, degrade_for_evaluation, image_metrics
+from mirnet_hf.evaluation import EvaluationPair, degrade_for_evaluation, image_metrics, noise_estimate
 from mirnet_hf.inference import MIRNetRestorer
 from mirnet_hf.tasks import REGISTRY
 
@@ -132,9 +132,7 @@ def cbm3d(sigma: float | None):
     def run(pair: EvaluationPair) -> np.ndarray:
         level = sigma
         if level is None:  # real noise: estimate it, as a user of CBM3D would have to
-            from skimage.restoration import estimate_sigma
-
-            level = float(estimate_sigma(pair.input, channel_axis=-1, average_sigmas=True)) * 255
+            level = noise_estimate(pair.input)
         return np.clip(bm3d.bm3d_rgb(pair.input, level / 255), 0, 1)
 
     return run

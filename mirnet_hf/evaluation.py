@@ -66,6 +66,31 @@ def image_metrics(
     return float(psnr), float(ssim)
 
 
+def noise_estimate(image: np.ndarray) -> float:
+    """A no-reference estimate of an image's noise level, sigma on the 0-255 scale: scikit-image's wavelet
+    estimate (`estimate_sigma`) averaged over the colour channels. Real noisy photos have no clean reference, so
+    this is how we measure what grain a denoiser leaves (RNI15; `benchmarks/real_noise.py`). Takes uint8 or
+    float images in [0, 1]; fine texture reads as a little noise, so clean photos score about 0.3-1.
+
+    Example:
+
+    ```python
+    >>> import numpy as np
+    >>> from mirnet_hf.evaluation import noise_estimate
+    >>> flat = np.full((64, 64, 3), 0.5)
+    >>> noisy = flat + np.random.default_rng(0).normal(0, 10 / 255, flat.shape)
+    >>> round(noise_estimate(flat), 1), 9 < noise_estimate(noisy) < 11
+    (0.0, True)
+
+    ```
+    """
+    from skimage.restoration import estimate_sigma
+
+    image = np.asarray(image)
+    scaled = image.astype(np.float64) / 255 if image.dtype == np.uint8 else image.astype(np.float64)
+    return float(np.mean(estimate_sigma(scaled, channel_axis=-1)) * 255)
+
+
 @dataclass
 class EvaluationPair:
     """One evaluation image: the model `input` (low resolution for super-resolution), the `target`, and the
@@ -288,6 +313,7 @@ def format_table(rows: list[tuple[str, EvaluationResult]], label: str = "set") -
 __all__ = [
     "REAL_GRAIN",
     "image_metrics",
+    "noise_estimate",
     "EvaluationPair",
     "EvaluationResult",
     "degrade_for_evaluation",

@@ -1,6 +1,7 @@
 """Makes the app's example images (examples/*.png): small crops of evaluation photos, degraded with the
-package's own fixed-seed degradations, and a crop of a real noisy camera photo (PolyU: Canon 5D Mark II,
-ISO 3200), as it came from the camera. Run: .venv/bin/python scripts/make_examples.py"""
+package's own fixed-seed degradations, and crops of real noisy photos as they came from the camera: PolyU (Canon
+5D Mark II, ISO 3200: fine, low noise) and RNI15's dog (heavy real grain, the kind people bring to a denoiser).
+Run: .venv/bin/python scripts/make_examples.py"""
 
 from pathlib import Path
 
@@ -15,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
 SOURCES = [("kodim05", DATASETS / "Kodak24" / "kodim05.png"), ("kodim23", DATASETS / "Kodak24" / "kodim23.png")]
 REAL_NOISE = DATASETS / "PolyU" / "Canon5D2_5_200_3200_fruit_11_real.JPG"
+REAL_GRAIN = DATASETS / "RNI15" / "Dog.png"
 
 
 def tensor(image: Image.Image) -> torch.Tensor:
@@ -41,6 +43,7 @@ def main() -> None:
     save(
         tensor(Image.open(REAL_NOISE).crop((96, 200, 416, 440))), out / "denoising-real-noise-polyu-canon-iso3200.png"
     )
+    save(tensor(Image.open(REAL_GRAIN).crop((40, 80, 360, 320))), out / "denoising-real-grain-rni15-dog.png")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ labelled with its PSNR on the whole image, for the three shipped models.
 - docs/super-resolution.png: Set14 at x2 and x4: bicubic / ours / ground truth (Y-PSNR, border cropped), each
   scale with its shipped model.
 - docs/low-light-enhancement.png: Kodak24 at exposures 0.1 and 0.05: dark / gamma / ours / target.
+- docs/denoising-strength.png: real noisy photos (two from RNI15, one PolyU shot): noisy / ours gentler (strength
+  0.5) / ours (the default, 1) / ours stronger (1.5), each labelled with its no-reference noise estimate
+  (`evaluation.noise_estimate`, the figure of `benchmarks/real_noise.py`) and, where a clean reference exists, PSNR.
 
 The inputs are the evaluation's own (`benchmarks/evaluate_defaults.py`: the same seeds and methods), so the
 PSNRs agree with its tables.
@@ -35,7 +38,7 @@ from evaluate_defaults import (  # noqa: E402
     set_pairs,
 )
 
-from mirnet_hf.evaluation import EvaluationPair, image_metrics  # noqa: E402
+from mirnet_hf.evaluation import EvaluationPair, image_metrics, noise_estimate  # noqa: E402
 from mirnet_hf.inference import MIRNetRestorer  # noqa: E402
 from mirnet_hf.tasks import REGISTRY  # noqa: E402
 
@@ -121,23 +124,57 @@ def low_light(restorer_for) -> tuple[list, list[str]]:
     return rows, titles
 
 
-FIGURES = {"denoising": denoising, "super-resolution": super_resolution, "low-light-enhancement": low_light}
+STRENGTHS = {"gentler (0.5)": 0.5, "default (1)": 1.0, "stronger (1.5)": 1.5}
+
+
+def denoising_strength(restorer_for) -> tuple[list, list[str]]:
+    """Real grain at 100% (shown at 200%), as people judge a denoiser on their own photos."""
+    restorers = {label: restorer_for(None, strength=strength) for label, strength in STRENGTHS.items()}
+    polyu = DATASETS / "PolyU" / "Canon5D2_5_160_6400_circuit_11_real.JPG"
+    rows, titles = [], []
+    for path, box, reference, title in (
+        (DATASETS / "RNI15" / "Dog.png", (150, 110), None, "RNI15 Dog: real grain, no clean reference"),
+        (DATASETS / "RNI15" / "Flowers.png", (90, 150), None, "RNI15 Flowers: real grain, no clean reference"),
+        (polyu, (200, 200), Path(str(polyu).replace("_real", "_mean")), "PolyU circuit (Canon 5D Mark II, ISO 6400)"),
+    ):
+        noisy = load_rgb(path)
+        target = load_rgb(reference) if reference else None
+        panels = []
+        for label, output in [("noisy", noisy)] + [(name, r(noisy)) for name, r in restorers.items()]:
+            text = f"{label}: noise {noise_estimate(output):.1f}"
+            if target is not None:
+                text += f", {image_metrics(output, target)[0]:.2f} dB"
+            panels.append(panel(output, box, text))
+        rows.append(panels)
+        titles.append(title)
+    return rows, titles
+
+
+FIGURES = {
+    "denoising": denoising,
+    "super-resolution": super_resolution,
+    "low-light-enhancement": low_light,
+    "denoising-strength": denoising_strength,
+}
+TASK_OF_FIGURE = {"denoising-strength": "denoising"}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--task", choices=list(FIGURES), help="one figure (default: all three)")
+    parser.add_argument("--task", choices=list(FIGURES), help="one figure (default: all of them)")
     parser.add_argument("--model", help="model folder (default: the shipped model of the task)")
     parser.add_argument("--output", type=Path, help="output file (default: docs/TASK.png)")
     args = parser.parse_args(argv)
-    for task in [args.task] if args.task else list(FIGURES):
+    for figure in [args.task] if args.task else list(FIGURES):
+        task = TASK_OF_FIGURE.get(figure, figure)
 
-        def restorer_for(scale: int | None, task: str = task) -> MIRNetRestorer:
+        def restorer_for(scale: int | None, task: str = task, strength: float = 1.0) -> MIRNetRestorer:
             """The model of the figure: --model, or the shipped model for the scale."""
-            return MIRNetRestorer(args.model or str(ROOT / REGISTRY[task].checkpoint_for(scale)), device="cpu")
+            model = args.model or str(ROOT / REGISTRY[task].checkpoint_for(scale))
+            return MIRNetRestorer(model, device="cpu", strength=strength)
 
-        rows, titles = FIGURES[task](restorer_for)
-        grid(rows, titles, args.output or ROOT / "docs" / f"{task}.png")
+        rows, titles = FIGURES[figure](restorer_for)
+        grid(rows, titles, args.output or ROOT / "docs" / f"{figure}.png")
 
 
 if __name__ == "__main__":
