@@ -52,7 +52,10 @@ def main() -> None:
         runs.append((name, elapsed_by_step(Path(console)), validations(Path(output_dir))))
     longest = min(max(elapsed.values(), default=0) for _, elapsed, _ in runs)
     baseline = runs[0][2][0][2] if runs[0][2] else float("nan")
-    print(f"Validation PSNR (dB) by training time; doing nothing (the input: bicubic, or the noisy image) scores {baseline:.2f}")
+    print(
+        "Validation PSNR (dB) by training time; doing nothing (the input: bicubic, or the noisy image) "
+        f"scores {baseline:.2f}"
+    )
     print("| minutes | " + " | ".join(f"{name}: step, PSNR" for name, _, _ in runs) + " |")
     print("| --- " * (1 + len(runs)) + "|")
     minute = args.minutes
