@@ -4,11 +4,14 @@ wall-time budget, and writes each as a candidate model folder with its card, rea
     python scripts/gpu_sprint.py --output_dir $OUT                       # x2, x3, x4 in 9 minutes
     python scripts/gpu_sprint.py --output_dir $OUT --runs super-resolution-x4 denoising-s2 --minutes 6
 
-Each run starts from scratch with its config in `training/configs/`, trained in a child process as
-`training/train.py` is. The budget is shared out between the runs: a short probe times a step of each run, then
-the run gets as many steps as fit in its share, with its cosine schedule annealed over exactly those steps. Its
-weight average is then written to `OUTPUT_DIR/<run>` by `scripts/ship_checkpoint.py --candidate` (weights,
-config, processor, ONNX graph, validation curve, card). Evaluate a candidate against the shipped model with
+Each run takes its config in `training/configs/` and is trained in a child process as `training/train.py` is.
+Where the config continues from committed weights (`model_name_or_path`, a run's latest weights under
+`checkpoints/runs/`), the sprint starts from them, on a new cosine cycle at a lower peak rate, so a GPU's minutes
+add to the CPU sessions' steps instead of repeating them; `--from_scratch` starts every run from random weights.
+The budget is shared out between the runs: a short probe times a step of each run, then the run gets as many
+steps as fit in its share, with its cosine schedule annealed over exactly those steps. Its weight average is then
+written to `OUTPUT_DIR/<run>` by `scripts/ship_checkpoint.py --candidate` (weights, config, processor, ONNX
+graph, validation curve, card). Evaluate a candidate against the shipped model with
 `benchmarks/evaluate_defaults.py --task TASK --model OUTPUT_DIR/<run>`.
 
 `--steps N` fixes the steps of every run instead (the test suite runs two on the CPU); `--set KEY=VALUE` changes
@@ -38,16 +41,25 @@ DEFAULT_RUNS = ["super-resolution-x2", "super-resolution-x3", "super-resolution-
 # What the sprint changes in every config: a GPU's batch, data workers, and a record of what ran.
 GPU_SETTINGS = {"train_batch_size": 32, "learning_rate": 4.0e-4, "dataloader_num_workers": 4, "report_to": "none",
                 "resume_from_checkpoint": None, "checkpoints_total_limit": 1}  # fmt: skip
+# A warm start's peak rate: high enough to move on from annealed weights, low enough not to undo them first.
+WARM_LEARNING_RATE = 2.0e-4
 SHIP_SECONDS = 60  # writing a candidate folder (ONNX export included) after its run
 
 
-def run_config(name: str, output_dir: Path, overrides: dict, steps: int) -> Path:
-    """Writes the run's config (its default config with the sprint's changes) into the output folder."""
+def run_config(name: str, output_dir: Path, overrides: dict, steps: int, from_scratch: bool = False) -> Path:
+    """Writes the run's config (its default config with the sprint's changes) into the output folder.
+
+    The run starts from the weights its config continues from when they are here (a new schedule over the
+    sprint's steps: `initial_step` is dropped), else from scratch."""
     config = yaml.safe_load((ROOT / RUNS[name]).read_text())
     config.update(GPU_SETTINGS)
+    config.pop("initial_step", None)
+    weights = config.get("model_name_or_path")
+    if from_scratch or not weights or not (ROOT / weights / "model.safetensors").is_file():
+        config.pop("model_name_or_path", None)
+    else:
+        config["learning_rate"] = WARM_LEARNING_RATE
     config.update(overrides)
-    for key in ("model_name_or_path", "initial_step"):  # a sprint trains from scratch
-        config.pop(key, None)
     config.update({
         "output_dir": str(output_dir / f"train-{name}"),
         "max_train_steps": steps,
@@ -88,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=9.0, help="wall-time budget for everything (default 9)")
     parser.add_argument("--steps", type=int, help="train every run this many steps (no probe, no budget)")
     parser.add_argument("--probe_steps", type=int, default=40, help="steps timed before each run (default 40)")
+    parser.add_argument("--from_scratch", action="store_true", help="ignore committed weights: random start")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="change a setting of every run")
     args = parser.parse_args(argv)
     overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
@@ -99,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         steps = args.steps
         if steps is None:
             share = (deadline - time.perf_counter()) / (len(args.runs) - index) - SHIP_SECONDS
-            probe = run_config(name, args.output_dir / "probe", overrides, args.probe_steps)
+            probe = run_config(name, args.output_dir / "probe", overrides, args.probe_steps, args.from_scratch)
             probe_seconds = train(probe, log)
             step = seconds_per_step(args.output_dir / "probe" / f"train-{name}")
             overhead = max(0.0, probe_seconds - args.probe_steps * step)  # start-up, validation, saving
@@ -108,12 +121,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: skipped, {share:.0f} s left for it ({step:.3f} s per step)", flush=True)
                 continue
             print(f"{name}: {step:.3f} s per step, {steps} steps in its {share:.0f} s", flush=True)
-        config = run_config(name, args.output_dir, overrides, steps)
+        config = run_config(name, args.output_dir, overrides, steps, args.from_scratch)
+        start = yaml.safe_load(config.read_text()).get("model_name_or_path")
         seconds = train(config, log)
         shipped = subprocess.run(
             [sys.executable, str(ROOT / "scripts" / "ship_checkpoint.py"), str(config),
              "--candidate", str(args.output_dir / name),
-             "--note", f"Trained by scripts/gpu_sprint.py: {steps} steps from scratch in {seconds / 60:.1f} min."],
+             "--note", f"Trained by scripts/gpu_sprint.py: {steps} steps from {start or 'scratch'} in "
+             f"{seconds / 60:.1f} min."],
             cwd=ROOT, capture_output=True, text=True,
         )  # fmt: skip
         if shipped.returncode:

@@ -186,7 +186,7 @@ def test_the_gpu_sprint_trains_and_writes_candidates_with_their_cards(tmp_path):
     tiny.write_text(json.dumps({**SMALL, "num_features": 8, "upsampler": "pixel-shuffle"}))
     done = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "gpu_sprint.py"), "--output_dir", str(tmp_path / "sprint"),
-         "--runs", "super-resolution-x4", "--steps", "2",
+         "--runs", "super-resolution-x4", "--steps", "2", "--from_scratch",
          "--set", f"config_name={tiny}", "max_validation_images=1", "dataloader_num_workers=0",
          "train_batch_size=2", "patch_size=32"],
         capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "2"},
@@ -199,3 +199,27 @@ def test_the_gpu_sprint_trains_and_writes_candidates_with_their_cards(tmp_path):
     assert (folder / "onnx" / "model.onnx").is_file() and (folder / "validation_curve.svg").is_file()
     card = (folder / "README.md").read_text()
     assert "Trained by scripts/gpu_sprint.py: 2 steps from scratch" in card
+
+
+def test_the_gpu_sprint_goes_on_from_committed_run_weights_unless_told_not_to(tmp_path):
+    """A lent GPU's minutes add to the CPU sessions' steps: a run whose config continues from committed weights starts
+    from them on a new schedule (no `initial_step`), at the warm peak rate; a run with none starts from scratch."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import gpu_sprint
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    import yaml
+
+    x4 = yaml.safe_load(gpu_sprint.run_config("super-resolution-x4", tmp_path, {}, steps=300).read_text())
+    assert x4["model_name_or_path"] == "checkpoints/runs/super-resolution-x4-ps"
+    assert (REPO / x4["model_name_or_path"] / "model.safetensors").is_file()
+    assert "initial_step" not in x4 and x4["learning_rate"] == gpu_sprint.WARM_LEARNING_RATE
+    assert x4["max_train_steps"] == 300 and x4["output_dir"] == str(tmp_path / "train-super-resolution-x4")
+    scratch = yaml.safe_load(
+        gpu_sprint.run_config("super-resolution-x4", tmp_path, {}, 300, from_scratch=True).read_text()
+    )
+    assert "model_name_or_path" not in scratch and "initial_step" not in scratch
+    assert scratch["learning_rate"] == gpu_sprint.GPU_SETTINGS["learning_rate"]
+    x3 = yaml.safe_load(gpu_sprint.run_config("super-resolution-x3", tmp_path, {}, steps=300).read_text())
+    assert "model_name_or_path" not in x3  # no x3 run has committed weights yet
