@@ -11,7 +11,8 @@ records, and the validation history in `logs/history.jsonl`. Writes checkpoints/
 model-folder writer: config.json, model.safetensors, preprocessor_config.json, onnx/model.onnx,
 validation_curve.svg, validation_history.jsonl (its records) and README.md (the recipe, the command, the time,
 the curve, the evaluation).
-With `--candidate FOLDER` it writes the same folder there instead, for evaluating before shipping.
+With `--candidate FOLDER` it writes the same folder there instead, for evaluating before shipping; `--no-onnx`
+leaves out the ONNX graph there, the slowest part to write (the restorer exports one when it needs it).
 
 A baseline measured after the weights shipped (CBM3D, from its cache) reaches their card without the run, which
 may be gone: `--refresh-comparison --evaluation JSON` rewrites only the card's "Against classical methods" table.
@@ -144,20 +145,26 @@ def validation_history(run: Path, train_args, step: int) -> list[dict]:
     return earlier + later
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("config", type=Path, help="the run's training config (training/configs/default_*.yaml)")
     parser.add_argument("--checkpoint", default="latest", help="checkpoint-N folder name, or latest")
     parser.add_argument("--name", help="folder name under checkpoints/ (default: <preset>-<task>)")
     parser.add_argument("--candidate", type=Path, help="write the folder here instead of checkpoints/")
     parser.add_argument("--evaluation", type=Path, help="JSON from benchmarks/evaluate_defaults.py")
+    parser.add_argument(
+        "--no-onnx",
+        dest="onnx",
+        action="store_false",
+        help="leave out onnx/model.onnx (a candidate to evaluate with PyTorch first; a shipped default needs it)",
+    )
     parser.add_argument("--note", default="", help="how the run went, beyond its config (recorded in the card)")
     parser.add_argument(
         "--refresh-comparison",
         action="store_true",
         help="only rewrite the shipped card's classical-methods table from --evaluation (the run is not read)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     train_args = parse_args(["--config", str(args.config)])
     if args.refresh_comparison:
@@ -233,7 +240,7 @@ def main() -> None:
     history_section = card_history(target / "README.md")
     if target.exists():
         shutil.rmtree(target)
-    save_model_folder(model, target, card=card, code=False, onnx=True)
+    save_model_folder(model, target, card=card, code=False, onnx=args.onnx)
     if history_section:
         written = target / "README.md"
         written.write_text(

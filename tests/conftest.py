@@ -11,6 +11,17 @@ V1_VECTORS = ["mirnet_v1_nfeat16_rrg2_mrb1", "mirnet_v1_nfeat8_rrg1_mrb2_width3"
 V2_VECTORS = ["mirnet_v2_nfeat16_rrg4_mrb1"]
 
 
+def load_script(path: Path):
+    """A script of the repository (scripts/, benchmarks/) imported as a module, to call its functions in-process:
+    each subprocess would pay for importing torch and transformers again."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="session")
 def converted_v1(tmp_path_factory) -> Path:
     """A from_pretrained folder converted from an official-format v1 checkpoint."""

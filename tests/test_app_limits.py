@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from conftest import DATASETS, REPO
+from conftest import DATASETS, REPO, load_script
 from mirnet_hf import demo
 from mirnet_hf.demo import AppError, AppSettings, ModelCache, RestorationCancelled, restore_upload
 
@@ -189,11 +189,7 @@ def test_whole_image_requests_to_every_task_stay_under_3_gb_and_the_memory_comes
     """The app in its own process with its default settings (MIRNET_BACKEND=auto, the default limits): one
     1000x1000 photo to each endpoint at once with tile size 0, the heaviest requests a user can make by default
     (whole images, and for x2 super-resolution a 4 MP output, tiled above the whole-image cap)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("app_memory", REPO / "benchmarks" / "app_memory.py")
-    app_memory = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app_memory)
+    app_memory = load_script(REPO / "benchmarks" / "app_memory.py")
     photo = tmp_path / "photo.png"
     Image.open(KODAK[0]).resize((1000, 1000)).save(photo)
     defaults = {name: "" for name in os.environ if name.startswith("MIRNET_")}

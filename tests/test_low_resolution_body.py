@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO, make_image_folder, photo_crops
+from conftest import REPO, load_script, make_image_folder, photo_crops
 from mirnet_hf import MIRNetConfig, MIRNetForImageRestoration, MIRNetImageProcessor
 from mirnet_hf.data import Columns, RestorationPatches
 from mirnet_hf.degradations import Degradation, super_resolution_input
@@ -204,12 +204,9 @@ def test_the_gpu_sprint_trains_and_writes_candidates_with_their_cards(tmp_path):
 def test_the_gpu_sprint_goes_on_from_committed_run_weights_unless_told_not_to(tmp_path):
     """A lent GPU's minutes add to the CPU sessions' steps: a run whose config continues from committed weights starts
     from them on a new schedule (no `initial_step`), at the warm peak rate; a run with none starts from scratch."""
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import gpu_sprint
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
     import yaml
+
+    gpu_sprint = load_script(REPO / "scripts" / "gpu_sprint.py")
 
     x4 = yaml.safe_load(gpu_sprint.run_config("super-resolution-x4", tmp_path, {}, steps=300).read_text())
     assert x4["model_name_or_path"] == "checkpoints/runs/super-resolution-x4-ps"

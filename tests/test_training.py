@@ -14,7 +14,7 @@ import torch
 import yaml
 from hub_server import LocalHub
 
-from conftest import REPO, make_image_folder, photo_crops
+from conftest import REPO, load_script, make_image_folder, photo_crops
 from mirnet_hf import MIRNetConfig
 from mirnet_hf.training import components, parse_args
 from mirnet_hf.training.components import cpu_has_native_bfloat16
@@ -399,18 +399,18 @@ def test_a_run_continues_from_its_weights_alone_at_their_step(tmp_path, data):
 
 
 def ship(config: dict, path: Path, candidate: Path) -> list[dict]:
-    """Trains the run `config` describes, ships it as `candidate` (scripts/ship_checkpoint.py), and returns the
-    validation records shipped beside the weights."""
+    """Trains the run `config` describes, ships it as `candidate` (scripts/ship_checkpoint.py, in this process,
+    without the ONNX graph: the sprint's test ships one with it), and returns the validation records shipped beside
+    the weights."""
     path.write_text(yaml.safe_dump(config))
     finished = run(["--config", str(path)])
     assert finished.returncode == 0, finished.stderr[-3000:]
-    shipped = run([str(path), "--candidate", str(candidate)], script=str(REPO / "scripts" / "ship_checkpoint.py"))
-    assert shipped.returncode == 0, shipped.stderr[-3000:]
+    load_script(REPO / "scripts" / "ship_checkpoint.py").main([str(path), "--candidate", str(candidate), "--no-onnx"])
     lines = (candidate / "validation_history.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines]
 
 
-def test_a_shipped_run_continued_from_its_weights_keeps_its_whole_validation_curve(tmp_path, data):
+def test_a_shipped_run_continued_from_its_weights_keeps_its_whole_validation_curve(tmp_path, data, capsys):
     config = {"task": "denoising", "dataset_name": str(data["train"]), "config_name": "mirnet-tiny",
               "train_batch_size": 2, "patch_size": 32, "sigma_range": [10, 30], "use_ema": True, "ema_decay": 0.5,
               "validation_dataset_name": str(data["validation"]), "validation_split": "train",
@@ -419,6 +419,8 @@ def test_a_shipped_run_continued_from_its_weights_keeps_its_whole_validation_cur
     first = ship({**config, "output_dir": str(tmp_path / "first"), "max_train_steps": 4},
                  tmp_path / "first.yaml", tmp_path / "shipped-first")  # fmt: skip
     assert [record["step"] for record in first] == [2, 4]
+    assert (tmp_path / "shipped-first" / "model.safetensors").is_file()
+    assert not (tmp_path / "shipped-first" / "onnx").exists()  # --no-onnx
     # A baseline measured later reaches the card without the run: only its comparison table changes.
     shipped_card = tmp_path / "shipped-first" / "README.md"
     before = shipped_card.read_text()
@@ -426,14 +428,15 @@ def test_a_shipped_run_continued_from_its_weights_keeps_its_whole_validation_cur
     row = {"data": "CBSD68 sigma 25", "images": 3, "ssim": 0.5, "seconds_per_mp": 1.0}
     rows = [{**row, "method": method, "psnr": psnr} for method, psnr in methods]
     evaluation = tmp_path / "evaluation.json"
-    shipper = str(REPO / "scripts" / "ship_checkpoint.py")
+    shipper = load_script(REPO / "scripts" / "ship_checkpoint.py")
     refresh = [str(tmp_path / "first.yaml"), "--candidate", str(tmp_path / "shipped-first"), "--refresh-comparison"]
-    refused = run(refresh, script=shipper)
-    assert refused.returncode == 2 and "needs --evaluation" in refused.stderr
+    with pytest.raises(SystemExit) as refused:
+        shipper.main(refresh)
+    assert refused.value.code == 2 and "needs --evaluation" in capsys.readouterr().err
     for cbm3d_psnr in (29.5, 29.6):  # inserted, then replaced
         rows[1]["psnr"] = cbm3d_psnr
         evaluation.write_text(json.dumps({"denoising": rows}))
-        assert run([*refresh, "--evaluation", str(evaluation)], script=shipper).returncode == 0
+        shipper.main([*refresh, "--evaluation", str(evaluation)])
         after = shipped_card.read_text()
         table = after[after.index("### Against classical methods") : after.index("### Validation curve")]
         assert f"| CBSD68 sigma 25 | CBM3D (true sigma) | 3 | {cbm3d_psnr:.2f} |" in table
