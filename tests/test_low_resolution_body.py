@@ -209,7 +209,8 @@ def test_the_gpu_sprint_goes_on_from_committed_run_weights_unless_told_not_to(tm
     gpu_sprint = load_script(REPO / "scripts" / "gpu_sprint.py")
 
     x4 = yaml.safe_load(gpu_sprint.run_config("super-resolution-x4", tmp_path, {}, steps=300).read_text())
-    assert x4["model_name_or_path"] == "checkpoints/runs/super-resolution-x4-ps"
+    committed = yaml.safe_load((REPO / gpu_sprint.RUNS["super-resolution-x4"]).read_text())["model_name_or_path"]
+    assert x4["model_name_or_path"] == committed
     assert (REPO / x4["model_name_or_path"] / "model.safetensors").is_file()
     assert "initial_step" not in x4 and x4["learning_rate"] == gpu_sprint.WARM_LEARNING_RATE
     assert x4["max_train_steps"] == 300 and x4["output_dir"] == str(tmp_path / "train-super-resolution-x4")
