@@ -149,7 +149,7 @@ def test_official_export_refuses_a_bad_output_name(tmp_path):
 def folder_with_onnx(tmp_path_factory):
     """A small v2 model folder given its ONNX graph by `mirnet-hf export MODEL MODEL --format onnx`."""
     folder = tmp_path_factory.mktemp("model_with_onnx")
-    model = MIRNetForImageRestoration(MIRNetConfig(version="v2", num_features=16, num_rrg=2, rrg_groups=[1, 2]))
+    model = MIRNetForImageRestoration(MIRNetConfig(version="v2", num_features=16, num_rrg=1, rrg_groups=[1]))
     model.save_pretrained(folder)
     MIRNetImageProcessor.for_config(model.config).save_pretrained(folder)
     assert main(["export", str(folder), str(folder), "--format", "onnx"]) == 0
