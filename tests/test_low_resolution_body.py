@@ -219,5 +219,26 @@ def test_the_gpu_sprint_goes_on_from_committed_run_weights_unless_told_not_to(tm
     )
     assert "model_name_or_path" not in scratch and "initial_step" not in scratch
     assert scratch["learning_rate"] == gpu_sprint.GPU_SETTINGS["learning_rate"]
+    probe = yaml.safe_load(gpu_sprint.run_config("super-resolution-x4", tmp_path / "probe", {}, 40).read_text())
+    assert probe["output_dir"] == str(tmp_path / "probe" / "train-super-resolution-x4")  # its folder is made
     x3 = yaml.safe_load(gpu_sprint.run_config("super-resolution-x3", tmp_path, {}, steps=300).read_text())
     assert "model_name_or_path" not in x3  # no x3 run has committed weights yet
+
+
+def test_the_gpu_sprint_times_a_step_by_its_median_speed_and_checks_its_shares(tmp_path, capsys):
+    """A probe's first record (start-up) and a record that spans a validation must not set a run's step time: on
+    an H200 the last record alone made steps look 5x slower and the sprint trained a fifth of what fit."""
+    import yaml
+
+    gpu_sprint = load_script(REPO / "scripts" / "gpu_sprint.py")
+    run_dir = tmp_path / "train-denoising-s2"
+    (run_dir / "logs").mkdir(parents=True)
+    (tmp_path / "denoising-s2.yaml").write_text(yaml.safe_dump({"train_batch_size": 96}))
+    speeds = [110.0, 900.0, 880.0, 920.0, 60.0]  # start-up, three steady records, one across a validation
+    (run_dir / "logs" / "history.jsonl").write_text(
+        "\n".join(json.dumps({"step": 10 * i, "train/images_per_second": s}) for i, s in enumerate(speeds, 1))
+    )
+    assert 96 / 920 <= gpu_sprint.seconds_per_step(run_dir) <= 96 / 880  # a steady step, not 96 / 60
+    with pytest.raises(SystemExit):
+        gpu_sprint.main(["--output_dir", str(tmp_path), "--runs", "denoising-s2", "--shares", "2", "1"])
+    assert "--shares [2.0, 1.0] must give one positive number per run (1" in capsys.readouterr().err
