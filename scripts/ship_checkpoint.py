@@ -127,6 +127,20 @@ def load_checkpoint_state(checkpoint: Path) -> tuple[dict, TrainState]:
     return weights, state
 
 
+# Where the run's own card says nothing (it is written when a run ends): the default runs' machine.
+CPU_HARDWARE = "2 CPU cores (torch 2.13.0), shared with the other default runs, one thread each (see the notes)"
+
+
+def run_hardware(run: Path) -> str:
+    """The hardware the run's own card records (the trainer writes `| hardware | 1 x NVIDIA H200 (torch ...) |`
+    when a run ends), else the default runs' CPU."""
+    card = run / "README.md"
+    for line in card.read_text(encoding="utf-8").splitlines() if card.is_file() else []:
+        if line.startswith("| hardware | "):
+            return line.removeprefix("| hardware | ").rstrip(" |")
+    return CPU_HARDWARE
+
+
 def validation_history(run: Path, train_args, step: int) -> list[dict]:
     """The run's validation records up to `step`. A run continued from shipped weights (`--initial_step`, its
     checkpoints lost) starts with the records shipped beside those weights, so the curve keeps its start."""
@@ -197,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         "steps": f"{state.step} of {train_args.max_train_steps} planned ({state.images_seen:,} patches of "
         f"{train_args.patch_size}x{train_args.patch_size})",
         "training time": f"{state.train_seconds / 3600:.2f} h",
-        "hardware": "2 CPU cores (torch 2.13.0), shared with the other default runs, one thread each (see the notes)",
+        "hardware": run_hardware(run),
         "config": f"`{args.config.as_posix()}`",
         "command": f"`OMP_NUM_THREADS=1 python training/train.py --config {shlex.quote(args.config.as_posix())}` "
         "(resumed with the same command: the config sets `resume_from_checkpoint: latest`)",

@@ -424,6 +424,9 @@ def test_a_shipped_run_continued_from_its_weights_keeps_its_whole_validation_cur
     # A baseline measured later reaches the card without the run: only its comparison table changes.
     shipped_card = tmp_path / "shipped-first" / "README.md"
     before = shipped_card.read_text()
+    # The card names the hardware the run recorded (a GPU sprint's H200), not the default runs' CPU.
+    hardware = [line for line in (tmp_path / "first" / "README.md").read_text().splitlines() if "| hardware |" in line]
+    assert len(hardware) == 1 and hardware[0] in before and "torch" in hardware[0]
     methods = (("noisy input", 20.0), ("CBM3D (true sigma)", 29.5), ("MIRNet (ours)", 29.0))
     row = {"data": "CBSD68 sigma 25", "images": 3, "ssim": 0.5, "seconds_per_mp": 1.0}
     rows = [{**row, "method": method, "psnr": psnr} for method, psnr in methods]
