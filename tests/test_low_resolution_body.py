@@ -221,8 +221,13 @@ def test_the_gpu_sprint_goes_on_from_committed_run_weights_unless_told_not_to(tm
     assert scratch["learning_rate"] == gpu_sprint.GPU_SETTINGS["learning_rate"]
     probe = yaml.safe_load(gpu_sprint.run_config("super-resolution-x4", tmp_path / "probe", {}, 40).read_text())
     assert probe["output_dir"] == str(tmp_path / "probe" / "train-super-resolution-x4")  # its folder is made
-    x3 = yaml.safe_load(gpu_sprint.run_config("super-resolution-x3", tmp_path, {}, steps=300).read_text())
-    assert "model_name_or_path" not in x3  # no x3 run has committed weights yet
+    # A run whose committed weights are not in this checkout (a new run, or a tree sent without them) starts afresh.
+    missing = tmp_path / "missing.yaml"
+    x3_config = yaml.safe_load((REPO / gpu_sprint.RUNS["super-resolution-x3"]).read_text())
+    missing.write_text(yaml.safe_dump({**x3_config, "model_name_or_path": str(tmp_path / "nowhere")}))
+    gpu_sprint.RUNS["new"] = str(missing)  # this test's own copy of the script
+    x3 = yaml.safe_load(gpu_sprint.run_config("new", tmp_path, {}, steps=300).read_text())
+    assert "model_name_or_path" not in x3 and x3["learning_rate"] == gpu_sprint.GPU_SETTINGS["learning_rate"]
 
 
 def test_the_gpu_sprint_times_a_step_by_its_median_speed_and_checks_its_shares(tmp_path, capsys):
