@@ -1,7 +1,14 @@
+import os
 from pathlib import Path
 
 import pytest
 import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One of two workers on a 2-core machine: one thread each (and for the programs it starts, unless a test sets
+    # its own), as two OpenMP teams of two on two cores slow small operations several times over.
+    torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
