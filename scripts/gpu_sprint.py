@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -108,6 +109,16 @@ def seconds_per_step(run_dir: Path) -> float:
     return config["train_batch_size"] / statistics.median(speeds[1:] or speeds)
 
 
+def parse_setting(item: str) -> tuple[str, object]:
+    """`KEY=VALUE` as YAML reads VALUE (numbers, lists, null), except YAML 1.1's words for booleans: `no`, `on`,
+    `off` and `yes` stay words (`mixed_precision=no` means "no", not False)."""
+    key, separator, text = item.partition("=")
+    if not separator:
+        raise SystemExit(f"--set {item!r} is not valid; give KEY=VALUE, e.g. train_batch_size=64.")
+    value = yaml.safe_load(text)
+    return key, text if isinstance(value, bool) and text.lower() not in ("true", "false") else value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", type=Path, required=True, help="where candidates, configs and logs go")
@@ -123,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     shares = args.shares or [1.0] * len(args.runs)
     if len(shares) != len(args.runs) or min(shares) <= 0:
         parser.error(f"--shares {shares} must give one positive number per run ({len(args.runs)}: {args.runs}).")
-    overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
+    overrides = dict(parse_setting(item) for item in args.set)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     log = args.output_dir / "sprint.log"
     deadline = time.perf_counter() + args.minutes * 60
@@ -167,4 +178,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # Stopped by a time limit (`timeout` sends SIGTERM), end as after Ctrl-C: `subprocess.run` then kills the
+    # training under way instead of leaving it running alone.
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     sys.exit(main())

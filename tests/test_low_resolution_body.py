@@ -247,3 +247,13 @@ def test_the_gpu_sprint_times_a_step_by_its_median_speed_and_checks_its_shares(t
     with pytest.raises(SystemExit):
         gpu_sprint.main(["--output_dir", str(tmp_path), "--runs", "denoising-s2", "--shares", "2", "1"])
     assert "--shares [2.0, 1.0] must give one positive number per run (1" in capsys.readouterr().err
+
+
+def test_the_gpu_sprint_reads_settings_as_the_configs_do():
+    gpu_sprint = load_script(REPO / "scripts" / "gpu_sprint.py")
+    assert gpu_sprint.parse_setting("mixed_precision=no") == ("mixed_precision", "no")  # not YAML 1.1's False
+    assert gpu_sprint.parse_setting("use_ema=false") == ("use_ema", False)
+    assert gpu_sprint.parse_setting("sigma_range=[0, 55]") == ("sigma_range", [0, 55])
+    assert gpu_sprint.parse_setting("train_batch_size=64") == ("train_batch_size", 64)
+    with pytest.raises(SystemExit, match="--set 'patch_size' is not valid; give KEY=VALUE"):
+        gpu_sprint.parse_setting("patch_size")

@@ -477,6 +477,10 @@ def test_yaml_config_sets_defaults_and_the_command_line_wins(tmp_path):
     config.write_text("taks: denoising\n")
     with pytest.raises(SystemExit):
         parse_args(["--config", str(config)])
+    # YAML 1.1 reads a bare `no` as False; the flag's word comes back, and a bool flag stays a bool.
+    config.write_text("task: denoising\ndataset_name: x\noutput_dir: o\nmixed_precision: no\nuse_ema: false\n")
+    parsed = parse_args(["--config", str(config)])
+    assert (parsed.mixed_precision, parsed.use_ema) == ("no", False)
 
 
 def test_shipped_configs_parse():

@@ -196,6 +196,12 @@ def _read_config(parser, path: str) -> dict:
     unknown = sorted(set(values) - known)
     if unknown:
         parser.error(f"unknown key(s) in {path}: {', '.join(unknown)}; valid keys are the flag names.")
+    # YAML 1.1 reads `mixed_precision: no` as False: a flag whose choices are words gets its word back.
+    choices = {action.dest: action.choices for action in parser._actions if action.choices}
+    for key, value in values.items():
+        word = {False: "no", True: "yes"}.get(value) if isinstance(value, bool) else None
+        if word in (choices.get(key) or ()):
+            values[key] = word
     return values
 
 
