@@ -121,7 +121,7 @@ def parse_setting(item: str) -> tuple[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output_dir", type=Path, required=True, help="where candidates, configs and logs go")
+    parser.add_argument("--output_dir", type=Path, help="where candidates, configs and logs go (required)")
     parser.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, choices=list(RUNS))
     parser.add_argument("--minutes", type=float, default=9.0, help="wall-time budget for everything (default 9)")
     parser.add_argument("--steps", type=int, help="train every run this many steps (no probe, no budget)")
@@ -130,7 +130,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shares", nargs="+", type=float, help="each run's share of the budget (default equal)")
     parser.add_argument("--no_onnx", action="store_true", help="candidates without their ONNX graph (export later)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="change a setting of every run")
+    parser.add_argument("--list_weights", action="store_true", help="print the folders the runs start from; exit")
     args = parser.parse_args(argv)
+    if args.list_weights:  # what a copy of the checkout must hold for these runs (scripts/lent_gpu.sh)
+        for name in args.runs:
+            weights = yaml.safe_load((ROOT / RUNS[name]).read_text()).get("model_name_or_path")
+            if weights and not args.from_scratch:
+                print(weights)
+        return 0
+    if args.output_dir is None:
+        parser.error("--output_dir is required: the folder for the candidates, their configs and the logs.")
     shares = args.shares or [1.0] * len(args.runs)
     if len(shares) != len(args.runs) or min(shares) <= 0:
         parser.error(f"--shares {shares} must give one positive number per run ({len(args.runs)}: {args.runs}).")

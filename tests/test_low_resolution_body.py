@@ -249,8 +249,14 @@ def test_the_gpu_sprint_times_a_step_by_its_median_speed_and_checks_its_shares(t
     assert "--shares [2.0, 1.0] must give one positive number per run (1" in capsys.readouterr().err
 
 
-def test_the_gpu_sprint_reads_settings_as_the_configs_do():
+def test_the_gpu_sprint_reads_settings_as_the_configs_do(capsys):
     gpu_sprint = load_script(REPO / "scripts" / "gpu_sprint.py")
+    # What a copy of the checkout must hold for the runs (scripts/lent_gpu.sh leaves the rest behind).
+    assert gpu_sprint.main(["--list_weights", "--runs", "super-resolution-x4", "denoising-s2"]) == 0
+    listed = capsys.readouterr().out.split()
+    assert listed == ["checkpoints/mirnet-v2-medium-ps-super-resolution-x4", "checkpoints/runs/denoising-s2"]
+    assert all((REPO / folder / "model.safetensors").is_file() for folder in listed)
+    assert gpu_sprint.main(["--list_weights", "--from_scratch"]) == 0 and capsys.readouterr().out == ""
     assert gpu_sprint.parse_setting("mixed_precision=no") == ("mixed_precision", "no")  # not YAML 1.1's False
     assert gpu_sprint.parse_setting("use_ema=false") == ("use_ema", False)
     assert gpu_sprint.parse_setting("sigma_range=[0, 55]") == ("sigma_range", [0, 55])
