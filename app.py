@@ -83,7 +83,7 @@ def task_tab(task: str, cache: ModelCache) -> None:
                         2,
                         value=1,
                         step=0.1,
-                        label="Strength: 1 automatic; lower keeps some grain; higher removes more (a second pass)",
+                        label="Strength: 1 automatic; lower keeps some grain; higher removes more (2: slower)",
                         visible=task == "denoising",
                         elem_id=f"{task}-strength",
                     )

@@ -115,12 +115,53 @@ def quantize(image: torch.Tensor, levels: int = 255) -> torch.Tensor:
     return (image.clamp(0, 1) * levels).round() / levels
 
 
+def split_subimages(image: torch.Tensor, factor: int = 2) -> torch.Tensor:
+    """The `factor` x `factor` sub-images of a (1, C, H, W) image, as a batch (factor**2, C, H/factor, W/factor):
+    sub-image (i, j) holds the pixels at rows i, i + factor, ... and columns j, j + factor, ... The sides are
+    padded to a multiple of `factor` first (`pad_to_multiple`); `join_subimages` puts them back.
+
+    Neighbouring pixels of a sub-image lie `factor` pixels apart in the image, so noise that is correlated over
+    a pixel or two (demosaicking, sharpening, in-camera noise reduction) is close to uncorrelated in it.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from mirnet_hf.image_ops import join_subimages, split_subimages
+    >>> image = torch.arange(16.0).view(1, 1, 4, 4)
+    >>> split_subimages(image)[1, 0]  # odd columns of the even rows
+    tensor([[ 1.,  3.],
+            [ 9., 11.]])
+    >>> torch.equal(join_subimages(split_subimages(image), 4, 4), image)
+    True
+
+    ```
+    """
+    if image.ndim != 4 or image.shape[0] != 1:
+        raise ValueError(f"expected a (1, C, H, W) tensor, got shape {tuple(image.shape)}.")
+    padded = pad_to_multiple(image, factor)
+    channels = padded.shape[1]
+    stacked = F.pixel_unshuffle(padded, factor)  # (1, C * factor**2, H/f, W/f), channel c holds c*f*f + i*f + j
+    return stacked.view(channels, factor * factor, *stacked.shape[-2:]).transpose(0, 1).contiguous()
+
+
+def join_subimages(subimages: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The (1, C, height, width) image whose sub-images `split_subimages` made (the inverse, padding cropped)."""
+    factor = round(subimages.shape[0] ** 0.5)
+    if factor * factor != subimages.shape[0]:
+        raise ValueError(f"expected a square number of sub-images, got {subimages.shape[0]}.")
+    stacked = subimages.transpose(0, 1).reshape(1, -1, *subimages.shape[-2:])
+    return F.pixel_shuffle(stacked, factor)[..., :height, :width]
+
+
 __all__ = [
     "bicubic_resize",
     "downscale_bicubic",
+    "join_subimages",
     "pad_to_multiple",
     "pad_to_size",
     "quantize",
     "size_multiple",
+    "split_subimages",
     "upsample_bicubic",
 ]

@@ -9,8 +9,9 @@ labelled with its PSNR on the whole image, for the three shipped models.
   scale with its shipped model.
 - docs/low-light-enhancement.png: Kodak24 at exposures 0.1 and 0.05: dark / gamma / ours / target.
 - docs/denoising-strength.png: real noisy photos (two from RNI15, one PolyU shot): noisy / ours gentler (strength
-  0.5) / ours (the default, 1) / ours stronger (1.5), each labelled with its no-reference noise estimate
-  (`evaluation.noise_estimate`, the figure of `benchmarks/real_noise.py`) and, where a clean reference exists, PSNR.
+  0.5) / ours (the default, 1) / ours stronger (1.5) / the grain pass (2), each labelled with its no-reference
+  noise estimate (`evaluation.noise_estimate`, the figure of `benchmarks/real_noise.py`) and, where a clean
+  reference exists, PSNR.
 
 The inputs are the evaluation's own (`benchmarks/evaluate_defaults.py`: the same seeds and methods), so the
 PSNRs agree with its tables.
@@ -124,7 +125,7 @@ def low_light(restorer_for) -> tuple[list, list[str]]:
     return rows, titles
 
 
-STRENGTHS = {"gentler (0.5)": 0.5, "default (1)": 1.0, "stronger (1.5)": 1.5}
+STRENGTHS = {"gentler (0.5)": 0.5, "default (1)": 1.0, "stronger (1.5)": 1.5, "grain pass (2)": 2.0}
 
 
 def denoising_strength(restorer_for) -> tuple[list, list[str]]:

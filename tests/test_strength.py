@@ -1,5 +1,5 @@
-"""The denoising strength: the model's own estimate at 1, gentler below (some grain kept), stronger above (a
-second pass over the result), never leaving more noise for a higher strength."""
+"""The denoising strength: the model's own estimate at 1, gentler below (some grain kept), stronger above
+(towards the grain pass over the image's sub-images), never leaving more noise for a higher strength."""
 
 import subprocess
 import sys
@@ -69,3 +69,36 @@ def test_the_app_takes_a_strength_for_denoising_only(tmp_path, grainy_photo):
         restore_upload(cache, "denoising", str(tmp_path / "grainy.png"), strength=2.5)
     with pytest.raises(AppError, match="the other tasks 1"):
         restore_upload(cache, "super-resolution", str(tmp_path / "grainy.png"), scale=2, strength=0.5)
+
+
+@pytest.mark.parametrize("height, width", [(37, 53), (1, 5), (64, 64)])
+def test_sub_images_put_back_give_the_image_at_any_size(height, width):
+    import torch
+
+    from mirnet_hf.image_ops import join_subimages, split_subimages
+
+    image = torch.rand(1, 3, height, width)
+    subimages = split_subimages(image)
+    assert subimages.shape == (4, 3, (height + 1) // 2, (width + 1) // 2)
+    if height > 1:
+        assert torch.equal(subimages[2, :, 0, 0], image[0, :, 1, 0])  # sub-image (1, 0) starts at row 1, column 0
+    assert torch.equal(join_subimages(subimages, height, width), image)
+    with pytest.raises(ValueError, match=r"expected a \(1, C, H, W\) tensor, got shape \(2, 3, 4, 4\)"):
+        split_subimages(torch.rand(2, 3, 4, 4))
+
+
+def test_the_grain_pass_removes_correlated_grain_that_a_second_pass_keeps(grainy_photo):
+    """Strength 2 is the grain pass (the model over the four sub-images, then over the whole); on a real noisy
+    photo it leaves less grain than running the model twice, and tiles, odd sizes and progress work as ever."""
+    import torch
+
+    photo = grainy_photo[:75, :97]  # odd sides
+    restorer = MIRNetRestorer(str(DENOISER), device="cpu", strength=2.0, tile_size=48, tile_overlap=8)
+    calls = []
+    strongest = restorer(photo, progress=lambda done, total: calls.append((done, total)))
+    assert strongest.shape == photo.shape and calls and calls[-1][0] == calls[-1][1]
+    once = MIRNetRestorer(str(DENOISER), device="cpu", tile_size=48, tile_overlap=8)
+    pixel_values = once.processor(images=photo, return_tensors="pt", size_divisor=1)["pixel_values"]
+    twice = once.restore_tensor(once.restore_tensor(pixel_values).clamp(0, 1)).clamp(0, 1)
+    twice = (twice[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    assert noise_estimate(strongest) < noise_estimate(twice) < noise_estimate(once(photo))
