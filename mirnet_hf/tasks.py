@@ -104,11 +104,12 @@ REGISTRY: dict[str, RestorationTask] = {
             environment_variable="MIRNET_SUPER_RESOLUTION_MODEL",
             # One model per scale: forked from the joint x2/x3/x4 run and trained on one scale, each gained several
             # times faster at its scale than the joint model (training/configs/default_super_resolution_x*.yaml),
-            # and lost the other scales doing so. The default folder holds the x2 model. The x4 model runs its body
-            # on the small image and enlarges with a pixel-shuffle tail (training/configs/super_resolution_x4_ps.yaml).
+            # and lost the other scales doing so. The default folder holds the x2 model. The x3 and x4 models run
+            # their body on the small image and enlarge with a pixel-shuffle tail
+            # (training/configs/super_resolution_x3_ps.yaml, super_resolution_x4_ps.yaml).
             default_checkpoint="checkpoints/mirnet-v2-small-super-resolution",
             scale_checkpoints=(
-                (3, "checkpoints/mirnet-v2-small-super-resolution-x3"),
+                (3, "checkpoints/mirnet-v2-medium-ps-super-resolution-x3"),
                 (4, "checkpoints/mirnet-v2-medium-ps-super-resolution-x4"),
             ),
         ),
