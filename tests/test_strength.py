@@ -38,7 +38,7 @@ def test_a_higher_strength_never_leaves_more_noise(grainy_photo):
 def test_strength_is_checked_and_is_for_denoising_only():
     with pytest.raises(ValueError, match=r"strength=2.5 is not valid; it must be a number from 0 to 2"):
         MIRNetRestorer(str(DENOISER), device="cpu", strength=2.5)
-    sr = REPO / "checkpoints" / "mirnet-v2-small-super-resolution"
+    sr = REPO / "checkpoints" / "mirnet-v2-medium-ps-super-resolution-x2"
     with pytest.raises(ValueError, match="strength=0.5 is for denoising models; this one is a super-resolution"):
         MIRNetRestorer(str(sr), device="cpu", strength=0.5)
 
