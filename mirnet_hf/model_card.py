@@ -206,6 +206,8 @@ def training_details(
     ]
     if args.lr_warmup_steps:
         recipe.append(f"{args.lr_warmup_steps} warm-up steps")
+    if args.lr_cycle_start:
+        recipe.append(f"the schedule restarted at step {args.lr_cycle_start}")
     if args.max_grad_norm:
         recipe.append(f"gradient clipping at {args.max_grad_norm:g}")
     if args.use_ema:

@@ -67,6 +67,7 @@ def run_config(
     config = yaml.safe_load((ROOT / RUNS[name]).read_text())
     config.update(GPU_SETTINGS)
     config.pop("initial_step", None)
+    config.pop("lr_cycle_start", None)  # the sprint's schedule is its own
     weights = config.get("model_name_or_path")
     if from_scratch or not weights or not (ROOT / weights / "model.safetensors").is_file():
         config.pop("model_name_or_path", None)

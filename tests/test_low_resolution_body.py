@@ -213,6 +213,8 @@ def test_the_gpu_sprint_goes_on_from_committed_run_weights_unless_told_not_to(tm
     assert x4["model_name_or_path"] == committed
     assert (REPO / x4["model_name_or_path"] / "model.safetensors").is_file()
     assert "initial_step" not in x4 and x4["learning_rate"] == gpu_sprint.WARM_LEARNING_RATE
+    denoiser = yaml.safe_load(gpu_sprint.run_config("denoising-s2", tmp_path, {}, steps=300).read_text())
+    assert "initial_step" not in denoiser and "lr_cycle_start" not in denoiser  # the sprint's own schedule
     assert x4["max_train_steps"] == 300 and x4["output_dir"] == str(tmp_path / "train-super-resolution-x4")
     scratch = yaml.safe_load(
         gpu_sprint.run_config("super-resolution-x4", tmp_path, {}, 300, from_scratch=True).read_text()

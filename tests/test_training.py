@@ -398,6 +398,24 @@ def test_a_run_continues_from_its_weights_alone_at_their_step(tmp_path, data):
     assert "| steps | 8 (16 patches) |" in card and f"| continued from | {first} at step 5 (" in card
 
 
+def test_a_warm_restart_runs_the_schedule_again_from_its_step(tmp_path, data):
+    # A run whose cosine has ended goes on under its own step count with the schedule restarted (`--lr_cycle_start`):
+    # warm-up again, a new cosine to the new last step; the card says where it restarted.
+    first, second = tmp_path / "first", tmp_path / "second"
+    schedule = {"--logging_steps": "1", "--lr_warmup_steps": "2"}
+    finished = run(base_args(data, first, steps=4, **schedule))
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    extra = {"--model_name_or_path": str(first), "--initial_step": "4", "--lr_cycle_start": "4", **schedule}
+    restarted = run(base_args(data, second, steps=10, **extra))
+    assert restarted.returncode == 0, restarted.stderr[-3000:]
+    ended, rates = learning_rates(first), learning_rates(second)
+    assert sorted(rates) == list(range(5, 11))
+    peak = max(rates.values())
+    assert peak == pytest.approx(max(ended.values())) and peak > 10 * ended[4]  # the full rate after the warm-up
+    assert rates[5] < peak and rates[10] < rates[7]  # warm-up, then down the new cosine
+    assert "the schedule restarted at step 4" in (second / "README.md").read_text()
+
+
 def ship(config: dict, path: Path, candidate: Path) -> list[dict]:
     """Trains the run `config` describes, ships it as `candidate` (scripts/ship_checkpoint.py, in this process,
     without the ONNX graph: the sprint's test ships one with it), and returns the validation records shipped beside
@@ -501,6 +519,7 @@ def test_bad_flags_name_the_bad_value_and_what_is_valid(capsys):
         (["--lr_scheduler", "linear"], "invalid choice: 'linear' (choose from 'cosine', 'constant')"),
         (["--initial_step", "5"], "--initial_step 5 needs --model_name_or_path"),
         (["--model_name_or_path", "m", "--initial_step", "1000"], "--initial_step 1000 is not valid; it must be 0"),
+        (["--max_train_steps", "10", "--lr_cycle_start", "10"], "--lr_cycle_start 10 is not valid; it must be 0"),
     ):
         with pytest.raises(SystemExit):
             parse_args(base + flags)

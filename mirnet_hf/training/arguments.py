@@ -145,6 +145,14 @@ class TrainingArguments:
     min_learning_rate: float = 1e-6
     lr_scheduler: Literal["cosine", "constant"] = "cosine"
     lr_warmup_steps: int = 0
+    lr_cycle_start: int = field(
+        default=0,
+        metadata=_help(
+            "Restart the schedule at this step (a warm restart, as SGDR does): the warm-up and the cosine run again "
+            "from here to --max_train_steps, so a run whose cosine has ended goes on learning under its own step "
+            "count. Use it with --initial_step (or a checkpoint) at or after it."
+        ),
+    )
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     adam_epsilon: float = 1e-8
@@ -225,6 +233,11 @@ def _check(parser, args: TrainingArguments) -> None:
     if not 0 <= args.initial_step < args.max_train_steps:
         parser.error(
             f"--initial_step {args.initial_step} is not valid; it must be 0 or more and below --max_train_steps "
+            f"({args.max_train_steps})."
+        )
+    if not 0 <= args.lr_cycle_start < args.max_train_steps:
+        parser.error(
+            f"--lr_cycle_start {args.lr_cycle_start} is not valid; it must be 0 or more and below --max_train_steps "
             f"({args.max_train_steps})."
         )
     if args.push_to_hub and not args.hub_model_id:

@@ -4,6 +4,7 @@ makes its inputs, the optimiser and schedule, and the weight average."""
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import os
@@ -158,20 +159,43 @@ def build_optimizer(args: TrainingArguments, model: torch.nn.Module) -> torch.op
 
 
 def build_scheduler(args: TrainingArguments, optimizer: torch.optim.Optimizer):
-    """transformers' schedules: linear warm-up, then cosine annealing to `--min_learning_rate` (or constant)."""
+    """transformers' schedules: linear warm-up, then cosine annealing to `--min_learning_rate` (or constant).
+    With `--lr_cycle_start` the whole schedule is shifted to begin at that step (a warm restart): steps before it
+    would run at its first rate, but a restarted run starts at or after it.
+
+    Example:
+        >>> import torch
+        >>> from mirnet_hf.training import TrainingArguments
+        >>> args = TrainingArguments(max_train_steps=300, lr_cycle_start=100, learning_rate=1e-3)
+        >>> optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=args.learning_rate)
+        >>> schedule = build_scheduler(args, optimizer)
+        >>> for _ in range(100):
+        ...     schedule.step()
+        >>> schedule.get_last_lr()[0]  # the cosine starts again at full rate
+        0.001
+    """
+    from torch.optim.lr_scheduler import LambdaLR
     from transformers import get_scheduler
 
     if args.lr_scheduler == "cosine":
         name, extra = "cosine_with_min_lr", {"min_lr": args.min_learning_rate}
     else:
         name, extra = "constant_with_warmup", {}
-    return get_scheduler(
+    schedule = get_scheduler(
         name,
         optimizer,
         num_warmup_steps=args.lr_warmup_steps,
-        num_training_steps=args.max_train_steps,
+        num_training_steps=args.max_train_steps - args.lr_cycle_start,
         scheduler_specific_kwargs=extra,
     )
+    if not args.lr_cycle_start:
+        return schedule
+    return LambdaLR(optimizer, functools.partial(_shifted, factor=schedule.lr_lambdas[0], start=args.lr_cycle_start))
+
+
+def _shifted(step: int, factor, start: int) -> float:
+    """The schedule's factor `start` steps later: step `start` is the new cycle's first."""
+    return factor(max(0, step - start))
 
 
 def default_num_workers(device: torch.device, processes_per_machine: int) -> int:
