@@ -1,5 +1,7 @@
-"""Seconds per output megapixel of network shapes in the app's default mode (float32 on the CPU, the task's
-tiles), with PyTorch and with ONNX Runtime (the app runs the faster of the two), side by side in one run. Random
+"""Seconds per output megapixel of network shapes in the app's default mode (precision "auto": bfloat16 autocast
+on a CPU with native bfloat16, else float32; the task's tiles), with PyTorch and, in float32, with ONNX Runtime
+(the app runs the faster of the two), side by side in one run. `--precision float32` measures the float32 mode
+(the app's default before 2026-12-05) on any CPU. Random
 weights: speed does not depend on the values. Run it on a quiet machine (pause training: `kill -STOP PID`).
 
     .venv/bin/python benchmarks/benchmark_shapes.py                 # the sizing table of issues 28 and 29
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 
 from mirnet_hf import MIRNetConfig, MIRNetForImageRestoration
-from mirnet_hf.inference import MIRNetRestorer
+from mirnet_hf.inference import MIRNetRestorer, resolve_precision
 from mirnet_hf.tasks import default_tile_size
 from mirnet_hf.training.components import PRESETS
 
@@ -48,9 +50,15 @@ def build(preset: str, task: str, scale: int) -> MIRNetForImageRestoration:
 
 
 def seconds_per_megapixel(
-    model: MIRNetForImageRestoration, size: tuple[int, int], scale: int, backend: str, repeats: int, **runner
+    model: MIRNetForImageRestoration,
+    size: tuple[int, int],
+    scale: int,
+    backend: str,
+    repeats: int,
+    precision: str = "auto",
+    **runner,
 ) -> float:
-    restorer = MIRNetRestorer(model, device="cpu", precision="float32", tile_size="auto", backend=backend)
+    restorer = MIRNetRestorer(model, device="cpu", precision=precision, tile_size="auto", backend=backend)
     if runner:  # ONNX Runtime session options under test
         from mirnet_hf.onnx_backend import OnnxRuntimeRunner
 
@@ -74,9 +82,14 @@ def main() -> None:
     parser.add_argument("--photo", help="input size WIDTHxHEIGHT instead of --megapixels")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--arena", action="store_true", help="ONNX Runtime with its memory arena, then without")
+    parser.add_argument("--precision", choices=["auto", "float32"], default="auto", help="auto: the app's default")
     args = parser.parse_args()
+    precision = resolve_precision(args.precision, torch.device("cpu"))
     os.environ.setdefault("MIRNET_HF_CACHE", tempfile.mkdtemp())  # exported graphs of random weights
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}, "
+        f"precision {args.precision}: {precision}"
+    )
     print("| task | shape | output | PyTorch s/MP | ONNX Runtime s/MP | the app's (faster) s/MP |")
     print("| --- | --- | --- | --- | --- | --- |")
     for task in args.tasks:
@@ -96,12 +109,11 @@ def main() -> None:
                     ]
                     print(f"| {task} | {label} | {out} | arena on {cells[0]:.2f} | arena off {cells[1]:.2f} | |")
                     continue
-                timings = [
-                    seconds_per_megapixel(model, size, scale, b, args.repeats) for b in ("pytorch", "onnxruntime")
-                ]
-                print(f"| {task} | {label} | {out} | {timings[0]:.2f} | {timings[1]:.2f} | {min(timings):.2f} |",
-                      flush=True)  # fmt: skip
-    print(f"(tiles: the task's default, {default_tile_size('super-resolution')} for these tasks; float32)")
+                backends = ("pytorch", "onnxruntime") if precision == "float32" else ("pytorch",)  # ORT: float32 only
+                timings = [seconds_per_megapixel(model, size, scale, b, args.repeats, precision) for b in backends]
+                onnx = f"{timings[1]:.2f}" if len(timings) > 1 else "(float32 only)"
+                print(f"| {task} | {label} | {out} | {timings[0]:.2f} | {onnx} | {min(timings):.2f} |", flush=True)
+    print(f"(tiles: the task's default, {default_tile_size('super-resolution')} for these tasks; {precision})")
 
 
 if __name__ == "__main__":

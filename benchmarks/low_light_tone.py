@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--gammas", type=float, nargs="+", default=[1.4, 1.7, 2.0, 2.3])
     args = parser.parse_args()
 
-    restorer = mirnet_method(MIRNetRestorer(args.model, device="cpu"), "low-light-enhancement")
+    restorer = mirnet_method(MIRNetRestorer(args.model, device="cpu", precision="float32"), "low-light-enhancement")
     files = sorted((DATASETS / args.data).glob("*.png"))[: args.max_images]
     print(f"{args.model} on {len(files)} {args.data} images: RGB PSNR (dB) by the gamma that darkened them\n")
     columns = [f"gamma {g:g}" for g in args.gammas] + ["camera pipeline", "gamma correction (gamma 2)"]

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     columns = {"input": {name: noise_estimate(photo) for name, photo in photos.items()}}
     for model in models:
         for strength in args.strengths:
-            restorer = MIRNetRestorer(model, device="cpu", strength=strength)
+            restorer = MIRNetRestorer(model, device="cpu", precision="float32", strength=strength)
             label = f"{Path(model).name}, strength {strength:g}"
             columns[label] = {name: noise_estimate(restorer(photo)) for name, photo in photos.items()}
             print(f"done: {label}", flush=True)

@@ -294,7 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     restore.add_argument("--tile-overlap", type=int, default=DEFAULT_TILE_OVERLAP, help="pixels tiles share")
     restore.add_argument("--tile-batch-size", type=int, help="tiles per forward pass (default 1 on CPU, 4 on GPU)")
-    restore.add_argument("--precision", choices=PRECISIONS, default="auto", help="float32 on CPU unless asked")
+    restore.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto: bfloat16 on CUDA and on CPUs that compute it natively, else float32 (exact)",
+    )
     restore.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     restore.add_argument("--compile", action="store_true", help="torch.compile the blocks (pays off on many tiles)")
     restore.add_argument(

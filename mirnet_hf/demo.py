@@ -39,6 +39,7 @@ from .inference import (
     MIRNetRestorer,
     cpu_has_native_bfloat16,
     pil_pixel_limit,
+    resolve_precision,
     select_device,
     time_backends,
 )
@@ -142,8 +143,8 @@ def precision_label() -> str:
     """The label of the app's precision choice: whether bfloat16 pays on this machine's CPU (it is several
     times slower than float32 where the CPU only emulates it)."""
     if cpu_has_native_bfloat16():
-        return "Precision (bfloat16: faster on this CPU)"
-    return "Precision (this CPU emulates bfloat16: slower than float32)"
+        return "Precision (auto: bfloat16, faster on this CPU; float32: exact)"
+    return "Precision (auto: float32; this CPU emulates bfloat16: slower)"
 
 
 def resolve_model_path(name: str) -> str:
@@ -250,11 +251,14 @@ class ModelCache:
 
     def backend(self, precision: str, name: str | None = None) -> str:
         """The backend for a request: the configured one; for "auto", PyTorch unless the request can run on ONNX
-        Runtime (float32 on the CPU, installed), and then the one measured faster for model `name` (one
-        256x256 tile each, once per model; without a name, ONNX Runtime)."""
+        Runtime (float32 on the CPU, asked for or what "auto" means on this CPU; installed), and then the one
+        measured faster for model `name` (one 256x256 tile each, once per model; without a name, ONNX Runtime)."""
         if self.settings.backend != "auto":
             return self.settings.backend
-        if precision not in ("auto", "float32") or select_device(self.settings.device).type != "cpu":
+        device = select_device(self.settings.device)
+        # "auto" is bfloat16 autocast on a CPU with native bfloat16, which ONNX Runtime's float32 graph does not run
+        # (and PyTorch in bfloat16 beat both float32 backends there).
+        if device.type != "cpu" or resolve_precision(precision, device) != "float32":
             return "pytorch"
         if not onnxruntime_available():
             if not self._told_no_onnxruntime:

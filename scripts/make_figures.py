@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
         def restorer_for(scale: int | None, task: str = task, strength: float = 1.0) -> MIRNetRestorer:
             """The model of the figure: --model, or the shipped model for the scale."""
             model = args.model or str(ROOT / REGISTRY[task].checkpoint_for(scale))
-            return MIRNetRestorer(model, device="cpu", strength=strength)
+            return MIRNetRestorer(model, device="cpu", precision="float32", strength=strength)
 
         rows, titles = FIGURES[figure](restorer_for)
         grid(rows, titles, args.output or ROOT / "docs" / f"{figure}.png")

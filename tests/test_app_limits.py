@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from conftest import DATASETS, REPO, load_script
-from mirnet_hf import demo
+from mirnet_hf import demo, inference
 from mirnet_hf.demo import AppError, AppSettings, ModelCache, RestorationCancelled, restore_upload
 
 pytestmark = pytest.mark.slow
@@ -249,7 +249,16 @@ def test_cancelling_through_the_api_stops_the_restoration_at_its_next_tile(tmp_p
         app_demo.close()
 
 
-def test_the_app_measures_which_backend_is_faster_per_model_and_says_which_ran(photo):
+def test_on_a_cpu_with_native_bfloat16_the_app_restores_in_it_with_pytorch(photo, monkeypatch):
+    monkeypatch.setattr(inference, "cpu_has_native_bfloat16", lambda: True)
+    cache = ModelCache(AppSettings.from_environment({}))
+    result = restore_upload(cache, "denoising", str(photo), precision="auto")
+    assert ", bfloat16, cpu, pytorch;" in result.message and not cache.backend_timings  # nothing to measure
+    assert ", float32, cpu, " in restore_upload(cache, "denoising", str(photo), precision="float32").message
+
+
+def test_the_app_measures_which_backend_is_faster_per_model_and_says_which_ran(photo, monkeypatch):
+    monkeypatch.setattr(inference, "cpu_has_native_bfloat16", lambda: False)  # "auto" is float32
     cache = ModelCache(AppSettings.from_environment({}))
     result = restore_upload(cache, "denoising", str(photo), precision="auto")
     name = cache.settings.models["denoising"][0]
@@ -267,6 +276,7 @@ def test_without_onnx_runtime_or_when_it_fails_the_app_uses_pytorch_and_logs_it(
 
     from mirnet_hf import onnx_backend
 
+    monkeypatch.setattr(inference, "cpu_has_native_bfloat16", lambda: False)  # "auto" is float32: ONNX Runtime could
     cache = ModelCache(AppSettings.from_environment({}))
     monkeypatch.setattr(demo, "onnxruntime_available", lambda: False)
     with caplog.at_level(logging.WARNING, logger="mirnet_hf.demo"):

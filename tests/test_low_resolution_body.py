@@ -118,7 +118,7 @@ def test_onnx_runtime_restores_what_pytorch_does(tmp_path, monkeypatch):
     model = pixel_shuffle_model(3)
     image = photo()
     # PyTorch first: it leaves the model channels-last, which the export must undo to trace any batch size.
-    ours = MIRNetRestorer(model, device="cpu", tile_size=32)(image)
+    ours = MIRNetRestorer(model, device="cpu", precision="float32", tile_size=32)(image)  # the graph is float32
     theirs = MIRNetRestorer(model, device="cpu", tile_size=32, backend="onnxruntime")(image)
     assert theirs.shape == ours.shape == (138, 210, 3)
     assert np.abs(theirs.astype(int) - ours.astype(int)).max() <= 1
