@@ -379,17 +379,23 @@ def learning_rates(output_dir) -> dict[int, float]:
     return {record["step"]: record["train/learning_rate"] for record in records if "train/learning_rate" in record}
 
 
+def train_then_continue(tmp_path, data, steps: int, then: int, **extra) -> tuple[Path, Path, str]:
+    """Trains `steps` steps into `first`, then a second run from its weights to step `then` with `extra` flags;
+    returns both output folders and the second run's log."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    schedule = {"--logging_steps": "1", "--lr_warmup_steps": "2"}
+    finished = run(base_args(data, first, steps=steps, **schedule))
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    continued = run(base_args(data, second, steps=then, **{"--model_name_or_path": str(first), **extra, **schedule}))
+    assert continued.returncode == 0, continued.stderr[-3000:]
+    return first, second, continued.stderr
+
+
 def test_a_run_continues_from_its_weights_alone_at_their_step(tmp_path, data):
     # The whole run, 8 steps, saves its final folder; a run continued from that folder at step 5 (its
     # checkpoint lost) counts on from 5 with the same schedule, and its card counts every step.
-    first, second = tmp_path / "first", tmp_path / "second"
-    schedule = {"--logging_steps": "1", "--lr_warmup_steps": "2"}
-    finished = run(base_args(data, first, steps=8, **schedule))
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    extra = {"--model_name_or_path": str(first), "--initial_step": "5", "--seed": "1", **schedule}
-    continued = run(base_args(data, second, steps=8, **extra))
-    assert continued.returncode == 0, continued.stderr[-3000:]
-    assert "continuing from" in continued.stderr and "at step 5" in continued.stderr
+    first, second, log = train_then_continue(tmp_path, data, 8, 8, **{"--initial_step": "5", "--seed": "1"})
+    assert "continuing from" in log and "at step 5" in log
     assert sorted(history(second)) == [6, 7, 8]
     whole, rest = learning_rates(first), learning_rates(second)
     assert rest == pytest.approx({step: whole[step] for step in (6, 7, 8)}, rel=1e-9)
@@ -401,13 +407,7 @@ def test_a_run_continues_from_its_weights_alone_at_their_step(tmp_path, data):
 def test_a_warm_restart_runs_the_schedule_again_from_its_step(tmp_path, data):
     # A run whose cosine has ended goes on under its own step count with the schedule restarted (`--lr_cycle_start`):
     # warm-up again, a new cosine to the new last step; the card says where it restarted.
-    first, second = tmp_path / "first", tmp_path / "second"
-    schedule = {"--logging_steps": "1", "--lr_warmup_steps": "2"}
-    finished = run(base_args(data, first, steps=4, **schedule))
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    extra = {"--model_name_or_path": str(first), "--initial_step": "4", "--lr_cycle_start": "4", **schedule}
-    restarted = run(base_args(data, second, steps=10, **extra))
-    assert restarted.returncode == 0, restarted.stderr[-3000:]
+    first, second, _ = train_then_continue(tmp_path, data, 4, 10, **{"--initial_step": "4", "--lr_cycle_start": "4"})
     ended, rates = learning_rates(first), learning_rates(second)
     assert sorted(rates) == list(range(5, 11))
     peak = max(rates.values())
