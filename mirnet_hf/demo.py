@@ -258,7 +258,11 @@ class ModelCache:
         device = select_device(self.settings.device)
         # "auto" is bfloat16 autocast on a CPU with native bfloat16, which ONNX Runtime's float32 graph does not run
         # (and PyTorch in bfloat16 beat both float32 backends there).
-        if device.type != "cpu" or resolve_precision(precision, device) != "float32":
+        if (
+            device.type != "cpu"
+            or precision not in ("auto", "float32")
+            or resolve_precision(precision, device) != "float32"
+        ):
             return "pytorch"
         if not onnxruntime_available():
             if not self._told_no_onnxruntime:

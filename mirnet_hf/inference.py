@@ -96,7 +96,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     """The precision `"auto"` stands for, and a check of an explicit one.
 
     `"auto"`: on CUDA bfloat16 where supported, else float16; on a CPU with native bfloat16 (AVX512-BF16 or
-    AMX) bfloat16 autocast, which restored 1.5-1.6x faster than float32 there at the same PSNR within 0.01 dB
+    AMX) bfloat16 autocast, which restored 1.15-1.7x faster than float32 there at the same PSNR within 0.01 dB
     for super-resolution and denoising and 0.06 dB for low light (docs/benchmarks.md, "bfloat16 by default
     where the CPU has it"); float32 on other CPUs (which emulate bfloat16, several times slower) and on MPS.
     bfloat16 asked for on a CPU that only emulates it runs, with a warning that it is slower there.
