@@ -327,19 +327,27 @@ class ModelCache:
             self_ensemble=self_ensemble,
             strength=strength,
         )
-        try:
-            restorer = MIRNetRestorer(model, backend=backend, **settings)
-        except Exception as error:  # an ONNX export or session that fails must not take the app down
-            if backend == "pytorch":
-                raise
-            if self.settings.backend == "onnxruntime":
-                raise AppError(f"the model {_echo(name)} could not run with ONNX Runtime: {error}") from error
-            logger.warning("ONNX Runtime could not run %s (%s); using PyTorch.", name, error)
-            restorer = MIRNetRestorer(model, backend="pytorch", **settings)
         with self._lock:
-            restorer = self._restorers.setdefault(key, restorer)
-            while len(self._restorers) > self.size:
-                self._restorers.popitem(last=False)
+            model_lock = self._load_locks.setdefault(name, threading.Lock())
+        # A restorer prepares the model it shares with the others in place (device, channels-last): two requests
+        # doing that to one model at once crash torch, so they take turns, and the second finds the first's.
+        with model_lock:
+            with self._lock:
+                if key in self._restorers:
+                    return self._restorers[key]
+            try:
+                restorer = MIRNetRestorer(model, backend=backend, **settings)
+            except Exception as error:  # an ONNX export or session that fails must not take the app down
+                if backend == "pytorch":
+                    raise
+                if self.settings.backend == "onnxruntime":
+                    raise AppError(f"the model {_echo(name)} could not run with ONNX Runtime: {error}") from error
+                logger.warning("ONNX Runtime could not run %s (%s); using PyTorch.", name, error)
+                restorer = MIRNetRestorer(model, backend="pytorch", **settings)
+            with self._lock:
+                restorer = self._restorers.setdefault(key, restorer)
+                while len(self._restorers) > self.size:
+                    self._restorers.popitem(last=False)
         return restorer
 
     def _load(self, name: str):
