@@ -344,8 +344,8 @@ class ModelCache:
                     raise AppError(f"the model {_echo(name)} could not run with ONNX Runtime: {error}") from error
                 logger.warning("ONNX Runtime could not run %s (%s); using PyTorch.", name, error)
                 restorer = MIRNetRestorer(model, backend="pytorch", **settings)
-            with self._lock:
-                restorer = self._restorers.setdefault(key, restorer)
+            with self._lock:  # builders of one model take turns, so none has stored this key meanwhile
+                self._restorers[key] = restorer
                 while len(self._restorers) > self.size:
                     self._restorers.popitem(last=False)
         return restorer
