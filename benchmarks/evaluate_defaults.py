@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/evaluate_defaults.py --task denoising --max-images 8   # a quick subsample
     .venv/bin/python benchmarks/evaluate_defaults.py --task denoising --model outputs/candidate  # another model
     .venv/bin/python benchmarks/evaluate_defaults.py --json outputs/evaluation.json
+    .venv/bin/python benchmarks/evaluate_defaults.py --task denoising --unclipped  # and the papers' protocol
 
 Every method in a table sees the same fixed-seed degraded images (`mirnet_hf.evaluation`), and every row has
 its seconds per megapixel on this machine (MIRNet with its default inference settings). Classical methods:
@@ -167,9 +168,14 @@ def clahe(pair: EvaluationPair) -> np.ndarray:
     return _on_value_channel(lambda v: equalize_adapthist(v, clip_limit=0.01))(pair)
 
 
-def clean_pairs(folder: str, task: str, level: float, max_images: int | None) -> list[EvaluationPair]:
+def clean_pairs(
+    folder: str, task: str, level: float, max_images: int | None, clipped: bool = True
+) -> list[EvaluationPair]:
     files = sorted((DATASETS / folder).glob("*.png"))[:max_images]
-    return [degrade_for_evaluation(load_rgb(path), task, level, seed, path.name) for seed, path in enumerate(files)]
+    return [
+        degrade_for_evaluation(load_rgb(path), task, level, seed, path.name, clipped=clipped)
+        for seed, path in enumerate(files)
+    ]
 
 
 def set_pairs(folder: str, scale: int) -> list[EvaluationPair]:
@@ -214,16 +220,23 @@ def our_methods(restorer_for: Callable[..., MIRNetRestorer], task: str, self_ens
 
 
 def evaluate_denoising(
-    ours: list[tuple[str, Callable]], max_images: int | None, baselines: BaselineCache | None
+    ours: list[tuple[str, Callable]],
+    max_images: int | None,
+    baselines: BaselineCache | None,
+    unclipped: bool = False,
 ) -> list[tuple[str, Row]]:
-    """`ours`: `our_methods`; `baselines` None skips CBM3D."""
+    """`ours`: `our_methods`; `baselines` None skips CBM3D. `unclipped` adds the Gaussian sets as papers publish
+    them (the same noise, not clipped or rounded to 8 bits; no CBM3D rows: its cache holds the 8-bit inputs)."""
     rows = []
     sets = [(f"{folder} sigma {sigma}", sigma, clean_pairs(folder, "denoising", sigma, max_images))
             for folder in ("CBSD68", "Kodak24") for sigma in (15, 25, 50)]  # fmt: skip
+    if unclipped:
+        sets += [(f"{label} unclipped", sigma, clean_pairs(label.split()[0], "denoising", sigma, max_images, False))
+                 for label, sigma, _ in list(sets)]  # fmt: skip
     sets.append(("PolyU real noise", None, polyu_pairs(max_images)))
     for label, sigma, pairs in sets:
         rows.append((label, run_method(identity, pairs, False, "noisy input")))
-        if baselines is not None:
+        if baselines is not None and not label.endswith("unclipped"):
             name = "CBM3D (true sigma)" if sigma is not None else "CBM3D (estimated sigma)"
             rows.append((label, baselines.row(label, cbm3d(sigma), pairs, name)))
         for name, method in ours:
@@ -276,6 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scales", type=int, nargs="+", default=[2, 3, 4], help="super-resolution scales")
     parser.add_argument("--no-cbm3d", action="store_true", help="skip CBM3D (for a quick look)")
     parser.add_argument("--recompute-baselines", action="store_true", help="run CBM3D again instead of its cache")
+    parser.add_argument(
+        "--unclipped",
+        action="store_true",
+        help="denoising: also the Gaussian sets as papers publish them (noise neither clipped nor rounded to 8 bits)",
+    )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     parser.add_argument(
         "--self-ensemble", action="store_true", help="also our model's self-ensemble (8 symmetries: 8x the time)"
@@ -304,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for task in tasks:
         if task == "denoising":
-            rows = evaluate_denoising(ours(task), args.max_images, baselines)
+            rows = evaluate_denoising(ours(task), args.max_images, baselines, args.unclipped)
             published = ", ".join(
                 f"sigma {s}: CBM3D {a} / DnCNN {b} / DRUNet {c}" for s, (a, b, c) in PUBLISHED_CBSD68.items()
             )

@@ -512,13 +512,17 @@ class Degradation:
         """Patch sides must be a multiple of this (the super-resolution scales' least common multiple)."""
         return math.lcm(*self.scales) if rescales(self.task) else 1
 
-    def apply(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def apply(self, clean: torch.Tensor, generator: torch.Generator, *, clipped: bool = True) -> torch.Tensor:
         """The degraded input for `clean` (same size, or 1/scale of it with `low_resolution_input`), drawn with
-        `generator`, clipped and quantised to 8 bits as a saved photo is (what users will feed the model)."""
+        `generator`, clipped and quantised to 8 bits as a saved photo is (what users will feed the model).
+
+        `clipped=False` leaves the same draw as it is, outside [0, 1] and between the 8-bit steps: the published
+        Gaussian denoising protocol (noise added to the clean image in floating point), for comparing with papers.
+        """
         degraded = self._degrade(clean, generator)
         # Super-resolution inputs are the bicubic upsampling of an 8-bit low-resolution image, exactly what
         # the image processor makes of a user's photo; every other input is itself an 8-bit image.
-        return degraded if rescales(self.task) else quantize_8bit(degraded)
+        return degraded if rescales(self.task) or not clipped else quantize_8bit(degraded)
 
     def _degrade(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.task == "denoising":

@@ -111,7 +111,14 @@ REAL_GRAIN = "real grain"  # the label of denoising's real-like noise setting (`
 
 
 def degrade_for_evaluation(
-    clean: np.ndarray, task: str, level: float | None, seed: int, name: str = "", *, real_grain: bool = False
+    clean: np.ndarray,
+    task: str,
+    level: float | None,
+    seed: int,
+    name: str = "",
+    *,
+    real_grain: bool = False,
+    clipped: bool = True,
 ) -> EvaluationPair:
     """The fixed-seed evaluation pair of a clean image (see `evaluation_degradation` for the levels).
 
@@ -119,7 +126,30 @@ def degrade_for_evaluation(
     (`degradations.real_grain_noise`: correlated, channel-correlated, Poisson and speckle noise, sharpening,
     in-camera noise reduction, JPEG), drawn with the image's seed: the validation of real photos' kind of noise
     on images the model never trained on, where real noisy photos have no clean reference.
+
+    Inputs are 8-bit images, clipped and quantised as a saved photo is. `clipped=False` (Gaussian denoising
+    only) gives the same noise unclipped and unquantised, the protocol papers publish their figures with.
+
+    Example:
+
+    ```python
+    >>> import numpy as np
+    >>> from mirnet_hf.evaluation import degrade_for_evaluation
+    >>> white = np.ones((8, 8, 3), np.float32)
+    >>> saved = degrade_for_evaluation(white, "denoising", 25, seed=0).input
+    >>> published = degrade_for_evaluation(white, "denoising", 25, seed=0, clipped=False).input
+    >>> float(saved.max()), bool(published.max() > 1)
+    (1.0, True)
+    >>> bool(np.allclose(np.clip(published, 0, 1), saved, atol=0.5 / 255))  # the same draw
+    True
+
+    ```
     """
+    if not clipped and (task != "denoising" or real_grain):
+        raise ValueError(
+            f"clipped=False is the published protocol of Gaussian denoising; task={task!r}"
+            f"{' with real_grain' if real_grain else ''} takes 8-bit inputs only."
+        )
     clean_tensor = to_tensor(clean)
     if real_grain:
         if task != "denoising":
@@ -134,7 +164,7 @@ def degrade_for_evaluation(
             name, _array(low), clean[:height, :width], _array(upsample_bicubic(low, scale)), scale=scale
         )
     generator = torch.Generator().manual_seed(seed)
-    degraded = _array(evaluation_degradation(task, level).apply(clean_tensor, generator))
+    degraded = _array(evaluation_degradation(task, level).apply(clean_tensor, generator, clipped=clipped))
     return EvaluationPair(name, degraded, clean, degraded)
 
 

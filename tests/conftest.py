@@ -1,4 +1,5 @@
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ def load_script(path: Path):
 
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there (a fresh copy each call replaces it)
     spec.loader.exec_module(module)
     return module
 

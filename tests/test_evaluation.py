@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import DATASETS, make_image_folder, photo_crops
+from conftest import DATASETS, REPO, load_script, make_image_folder, photo_crops
 from mirnet_hf.cli import main
 from mirnet_hf.degradations import downscale_bicubic, upsample_bicubic
 from mirnet_hf.evaluation import EvaluationPair, evaluate, image_metrics
@@ -99,6 +99,36 @@ def test_real_grain_evaluation_is_its_own_row_with_the_same_inputs_each_run(tmp_
     assert image_metrics(first.input, clean)[0] < 45  # and it is noisy
     with pytest.raises(ValueError, match="real_grain=True is a denoising setting; task='super-resolution'"):
         degrade_for_evaluation(clean, "super-resolution", 2, seed=3, real_grain=True)
+
+
+def test_the_papers_unclipped_protocol_is_the_same_noise_left_unclipped(tmp_path, denoiser_folder):
+    """Papers publish Gaussian denoising on noise added in floating point; our inputs are 8-bit images, as saved
+    photos are. `evaluate_defaults.py --unclipped` reports both, for the same draws, so figures compare with papers."""
+    import json
+
+    from mirnet_hf.evaluation import degrade_for_evaluation
+
+    clean = np.asarray(photo_crops(1, size=(96, 96))[0], dtype=np.float32) / 255
+    saved = degrade_for_evaluation(clean, "denoising", 50, seed=1)
+    published = degrade_for_evaluation(clean, "denoising", 50, seed=1, clipped=False)
+    assert published.input.min() < 0 and published.input.max() > 1
+    assert not np.allclose(published.input * 255, np.round(published.input * 255))  # not rounded to 8 bits either
+    np.testing.assert_allclose(np.clip(published.input, 0, 1), saved.input, atol=0.5 / 255 + 1e-6)  # the same draw
+    for task, grain in (("super-resolution", False), ("denoising", True)):
+        with pytest.raises(
+            ValueError, match=f"clipped=False is the published protocol of Gaussian denoising; task='{task}'"
+        ):
+            degrade_for_evaluation(clean, task, 2, seed=1, clipped=False, real_grain=grain)
+
+    evaluate_defaults = load_script(REPO / "benchmarks" / "evaluate_defaults.py")
+    rows_file = tmp_path / "rows.json"
+    command = ["--task", "denoising", "--model", str(denoiser_folder), "--max-images", "1", "--no-cbm3d"]
+    assert evaluate_defaults.main([*command, "--unclipped", "--json", str(rows_file)]) == 0
+    ours = {row["data"]: row["psnr"] for row in json.loads(rows_file.read_text())["denoising"]
+            if row["method"] == "MIRNet (ours)"}  # fmt: skip
+    gaussian = [f"{folder} sigma {sigma}" for folder in ("CBSD68", "Kodak24") for sigma in (15, 25, 50)]
+    assert sorted(ours) == sorted([*gaussian, *(f"{label} unclipped" for label in gaussian), "PolyU real noise"])
+    assert abs(ours["CBSD68 sigma 50 unclipped"] - ours["CBSD68 sigma 50"]) > 0.01  # the model saw other inputs
 
 
 def test_evaluate_command_errors(tmp_path, denoiser_folder, capsys):
