@@ -2,7 +2,7 @@
 noise estimate (`mirnet_hf.evaluation.noise_estimate`, sigma on the 0-255 scale) of each input and output.
 
     .venv/bin/python benchmarks/real_noise.py                                  # the shipped denoiser
-    .venv/bin/python benchmarks/real_noise.py --model checkpoints/runs/denoising-s2 --strengths 1 1.5
+    .venv/bin/python benchmarks/real_noise.py --model outputs/candidate --strengths 1 1.5
     .venv/bin/python benchmarks/real_noise.py --model A --model B              # side by side
 
 Issue 28's target: every image whose input estimate is above 5 comes out at 1.5 or below at the default

@@ -30,7 +30,7 @@ def looks_like_hub_id(name: str) -> bool:
 
     ```python
     >>> from mirnet_hf.hub import looks_like_hub_id
-    >>> looks_like_hub_id("someone/mirnet-x4"), looks_like_hub_id("checkpoints/mirnet-v2-small-denoising")
+    >>> looks_like_hub_id("someone/mirnet-x4"), looks_like_hub_id("checkpoints/mirnet-v2-medium-s2-denoising")
     (True, False)
 
     ```

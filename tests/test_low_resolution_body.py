@@ -256,7 +256,10 @@ def test_the_gpu_sprint_reads_settings_as_the_configs_do(capsys):
     # What a copy of the checkout must hold for the runs (scripts/lent_gpu.sh leaves the rest behind).
     assert gpu_sprint.main(["--list_weights", "--runs", "super-resolution-x4", "denoising-s2"]) == 0
     listed = capsys.readouterr().out.split()
-    assert listed == ["checkpoints/mirnet-v2-medium-ps-super-resolution-x4", "checkpoints/runs/denoising-s2"]
+    assert listed == [
+        "checkpoints/mirnet-v2-medium-ps-super-resolution-x4",
+        "checkpoints/mirnet-v2-medium-s2-denoising",
+    ]
     assert all((REPO / folder / "model.safetensors").is_file() for folder in listed)
     assert gpu_sprint.main(["--list_weights", "--from_scratch"]) == 0 and capsys.readouterr().out == ""
     assert gpu_sprint.parse_setting("mixed_precision=no") == ("mixed_precision", "no")  # not YAML 1.1's False

@@ -12,7 +12,7 @@ from conftest import DATASETS, REPO
 from mirnet_hf import MIRNetRestorer
 from mirnet_hf.evaluation import noise_estimate
 
-DENOISER = REPO / "checkpoints" / "mirnet-v2-small-denoising"
+DENOISER = REPO / "checkpoints" / "mirnet-v2-medium-s2-denoising"
 
 
 @pytest.fixture(scope="module")
