@@ -86,7 +86,7 @@ REGISTRY: dict[str, RestorationTask] = {
         RestorationTask(
             name="denoising",
             label="Denoising",
-            description="Removes camera and Gaussian noise (blind: any level up to sigma 55).",
+            description="Removes camera noise, real grain and Gaussian noise (blind: any level up to sigma 55).",
             level_name="sigma",
             evaluation_levels=(15.0, 25.0, 50.0),
             validation_level=25.0,
