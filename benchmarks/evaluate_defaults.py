@@ -228,15 +228,14 @@ def evaluate_denoising(
     """`ours`: `our_methods`; `baselines` None skips CBM3D. `unclipped` adds the Gaussian sets as papers publish
     them (the same noise, not clipped or rounded to 8 bits; no CBM3D rows: its cache holds the 8-bit inputs)."""
     rows = []
-    sets = [(f"{folder} sigma {sigma}", sigma, clean_pairs(folder, "denoising", sigma, max_images))
+    sets = [(f"{folder} sigma {sigma}{'' if clipped else ' unclipped'}", sigma, clipped,
+             clean_pairs(folder, "denoising", sigma, max_images, clipped))
+            for clipped in ((True, False) if unclipped else (True,))
             for folder in ("CBSD68", "Kodak24") for sigma in (15, 25, 50)]  # fmt: skip
-    if unclipped:
-        sets += [(f"{label} unclipped", sigma, clean_pairs(label.split()[0], "denoising", sigma, max_images, False))
-                 for label, sigma, _ in list(sets)]  # fmt: skip
-    sets.append(("PolyU real noise", None, polyu_pairs(max_images)))
-    for label, sigma, pairs in sets:
+    sets.append(("PolyU real noise", None, True, polyu_pairs(max_images)))
+    for label, sigma, clipped, pairs in sets:
         rows.append((label, run_method(identity, pairs, False, "noisy input")))
-        if baselines is not None and not label.endswith("unclipped"):
+        if baselines is not None and clipped:
             name = "CBM3D (true sigma)" if sigma is not None else "CBM3D (estimated sigma)"
             rows.append((label, baselines.row(label, cbm3d(sigma), pairs, name)))
         for name, method in ours:
