@@ -258,7 +258,7 @@ def test_the_gpu_sprint_reads_settings_as_the_configs_do(capsys):
     listed = capsys.readouterr().out.split()
     assert listed == [
         "checkpoints/mirnet-v2-medium-ps-super-resolution-x4",
-        "checkpoints/runs/denoising-s2",
+        "checkpoints/mirnet-v2-medium-s2-denoising",
     ]
     assert all((REPO / folder / "model.safetensors").is_file() for folder in listed)
     assert gpu_sprint.main(["--list_weights", "--from_scratch"]) == 0 and capsys.readouterr().out == ""
