@@ -243,7 +243,8 @@ def hardware_description(accelerator) -> str:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        name = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+        threads = torch.get_num_threads()
+        name = f"{platform.processor() or platform.machine()} CPU, {threads} thread{'s' if threads > 1 else ''}"
     return f"{accelerator.num_processes} x {name} (torch {torch.__version__})"
 
 
