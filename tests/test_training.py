@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -402,6 +403,25 @@ def test_a_run_continues_from_its_weights_alone_at_their_step(tmp_path, data):
     assert rest[6] > rest[8] > 0  # the cosine, part way down
     card = (second / "README.md").read_text()
     assert "| steps | 8 (16 patches) |" in card and f"| continued from | {first} at step 5 (" in card
+
+
+def test_a_continued_run_refuses_an_earlier_runs_checkpoint_left_in_its_folder(tmp_path, data):
+    # The next warm restart's config names the same output folder as the last one, which still holds that run's
+    # final checkpoint at the step the new one starts from: resuming it would train the old run on, so it stops.
+    first = tmp_path / "first"
+    assert run(base_args(data, first, steps=4)).returncode == 0
+    shipped = tmp_path / "shipped"
+    shutil.copytree(first, shipped, ignore=shutil.ignore_patterns("checkpoint-*", "logs"))
+    flags = {"--model_name_or_path": str(shipped), "--initial_step": "4", "--lr_cycle_start": "4"}
+    again = run(base_args(data, first, steps=8, **{**flags, "--resume_from_checkpoint": "latest"}))
+    assert again.returncode != 0
+    assert "checkpoint-4 was saved at step 4, not after --initial_step 4: it is an earlier run's" in again.stderr
+    assert not (first / "checkpoint-8").exists()
+    # Moved aside, the same command starts the new cycle from the weights named.
+    first.rename(tmp_path / "previous")
+    fresh = run(base_args(data, first, steps=8, **{**flags, "--resume_from_checkpoint": "latest"}))
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert "at step 4" in fresh.stderr and (first / "checkpoint-8").is_dir()
 
 
 def test_a_warm_restart_runs_the_schedule_again_from_its_step(tmp_path, data):

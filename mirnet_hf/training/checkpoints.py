@@ -95,14 +95,25 @@ class CheckpointManager:
         accelerator.wait_for_everyone()
         return path
 
-    def resume(self, which: str | None) -> Path | None:
-        """Loads the checkpoint `which` names (a folder or 'latest'); None when there is none yet."""
+    def resume(self, which: str | None, initial_step: int = 0) -> Path | None:
+        """Loads the checkpoint `which` names (a folder or 'latest'); None when there is none yet.
+
+        A run that goes on from shipped weights at `initial_step` saves its first checkpoint after that step, so
+        one at or before it is an earlier run's (say the last warm restart's, left in the same folder): resuming
+        it would train that run's weights and optimiser on instead of the weights named, so it is refused."""
         if not which:
             return None
         path = find_checkpoint(self.output_dir, which)
         if path is None:
             logger.info("no checkpoint in %s yet: starting from scratch", self.output_dir)
             return None
+        saved_at = int(path.name.split("-")[-1]) if path.name.startswith("checkpoint-") else None
+        if initial_step and saved_at is not None and saved_at <= initial_step:
+            raise RuntimeError(
+                f"{path} was saved at step {saved_at}, not after --initial_step {initial_step}: it is an earlier "
+                f"run's. Move {self.output_dir} aside (or give another --output_dir) to start this run from "
+                "--model_name_or_path at that step."
+            )
         self.accelerator.load_state(str(path))
         positions = self.state.positions
         if len(positions) != self.accelerator.num_processes:

@@ -155,7 +155,7 @@ class Trainer:
         args, accelerator, state = self.args, self.accelerator, self.state
         self.output_dir.mkdir(parents=True, exist_ok=True)
         images_per_step = args.train_batch_size * args.gradient_accumulation_steps * accelerator.num_processes
-        if self.checkpoints.resume(args.resume_from_checkpoint) is None and args.initial_step:
+        if self.checkpoints.resume(args.resume_from_checkpoint, args.initial_step) is None and args.initial_step:
             self.continue_at(args.initial_step, images_per_step)
         if accelerator.is_main_process:
             accelerator.init_trackers("mirnet", config={k: str(v) for k, v in asdict(args).items()})
