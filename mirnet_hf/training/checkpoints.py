@@ -107,14 +107,13 @@ class CheckpointManager:
         if path is None:
             logger.info("no checkpoint in %s yet: starting from scratch", self.output_dir)
             return None
-        saved_at = int(path.name.split("-")[-1]) if path.name.startswith("checkpoint-") else None
-        if initial_step and saved_at is not None and saved_at <= initial_step:
+        self.accelerator.load_state(str(path))
+        if initial_step and self.state.step <= initial_step:
             raise RuntimeError(
-                f"{path} was saved at step {saved_at}, not after --initial_step {initial_step}: it is an earlier "
-                f"run's. Move {self.output_dir} aside (or give another --output_dir) to start this run from "
+                f"{path} was saved at step {self.state.step}, not after --initial_step {initial_step}: it is an "
+                f"earlier run's. Move {self.output_dir} aside (or give another --output_dir) to start this run from "
                 "--model_name_or_path at that step."
             )
-        self.accelerator.load_state(str(path))
         positions = self.state.positions
         if len(positions) != self.accelerator.num_processes:
             raise RuntimeError(
