@@ -530,6 +530,22 @@ def test_shipped_configs_parse():
             assert f"the weight average (EMA, decay 0.999) at step {args.initial_step} |" in card, path
 
 
+def test_a_checkpoint_is_found_by_path_by_name_in_its_run_or_as_latest(tmp_path):
+    from mirnet_hf.training import find_checkpoint
+
+    run = tmp_path / "run"
+    for step, complete in ((500, True), (1000, True), (1500, False)):  # 1500: killed while saving
+        (run / f"checkpoint-{step}").mkdir(parents=True)
+        if complete:
+            (run / f"checkpoint-{step}" / "COMPLETE").write_text("{}")
+    assert find_checkpoint(run, "latest") == run / "checkpoint-1000"
+    assert find_checkpoint(run, "checkpoint-500") == run / "checkpoint-500"
+    assert find_checkpoint(run, str(run / "checkpoint-500")) == run / "checkpoint-500"
+    assert find_checkpoint(tmp_path / "empty", "latest") is None
+    with pytest.raises(FileNotFoundError, match="'checkpoint-9' is neither .* checkpoint-500, checkpoint-1000"):
+        find_checkpoint(run, "checkpoint-9")
+
+
 def test_bad_flags_name_the_bad_value_and_what_is_valid(capsys):
     base = ["--task", "denoising", "--dataset_name", "x", "--output_dir", "o"]
     for flags, message in (

@@ -47,14 +47,18 @@ def _checkpoints(output_dir: Path) -> list[Path]:
 
 
 def find_checkpoint(output_dir: Path, which: str) -> Path | None:
-    """`which` is a folder or 'latest' (None when no checkpoint exists yet, so a first run can use it too).
+    """`which` is a folder, a folder name inside `output_dir` ('checkpoint-500') or 'latest' (None when no
+    checkpoint exists yet, so a first run can use it too).
 
     Only complete checkpoints count: a run killed while saving leaves one without its `COMPLETE` mark."""
     if which != "latest":
-        path = Path(which)
-        if not path.is_dir():
-            raise FileNotFoundError(f"--resume_from_checkpoint {which!r} is not a folder (or use 'latest').")
-        return path
+        for path in (Path(which), Path(output_dir) / which):
+            if path.is_dir():
+                return path
+        names = ", ".join(path.name for path in _checkpoints(output_dir)) or "none yet"
+        raise FileNotFoundError(
+            f"checkpoint {which!r} is neither a folder nor one in {output_dir} (there: {names}); or use 'latest'."
+        )
     complete = [path for path in _checkpoints(output_dir) if (path / "COMPLETE").is_file()]
     return complete[-1] if complete else None
 
@@ -105,7 +109,8 @@ class CheckpointManager:
             return None
         path = find_checkpoint(self.output_dir, which)
         if path is None:
-            logger.info("no checkpoint in %s yet: starting from scratch", self.output_dir)
+            start = f"from --model_name_or_path at step {initial_step}" if initial_step else "from scratch"
+            logger.info("no checkpoint in %s yet: starting %s", self.output_dir, start)
             return None
         self.accelerator.load_state(str(path))
         if initial_step and self.state.step <= initial_step:
